@@ -1,0 +1,57 @@
+"""Settings shared by the whole package, each overridable by an environment variable.
+
+=====================  ==========================================================
+``SERLIB_DATA_DIR``    folder holding RAVDESS speech (``Actor_XX/`` or flat)
+``SERLIB_CACHE_DIR``   where downloads and the feature cache go
+                       (default ``~/.cache/serlib``)
+``SERLIB_QUICK``       ``1`` shrinks data and epochs so every chapter runs in minutes
+``SERLIB_N_JOBS``      worker processes for feature extraction (default: all cores)
+=====================  ==========================================================
+
+The default sample rate is 16 kHz: emotional prosody and the formants that carry
+voice quality lie well below 8 kHz, 16 kHz is the rate report 004 (Pankratz et al.)
+chose, and it makes every spectrogram a third cheaper than the 22,050 Hz librosa
+default that reports 000–002 inherited. Each report's model keeps the rate its report
+used (see its ``FeatureSpec``). Explained in the chapter "Features and augmentation".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_SR = 16_000
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def quick_mode() -> bool:
+    """True when ``SERLIB_QUICK`` asks for the shrunken, minutes-long runs used in CI."""
+    return _truthy(os.environ.get("SERLIB_QUICK", "0"))
+
+
+def cache_dir() -> Path:
+    """Root of serlib's on-disk cache (downloads, features); created on demand."""
+    root = os.environ.get("SERLIB_CACHE_DIR")
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "serlib"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def n_jobs() -> int:
+    """Worker processes for corpus-wide work: ``SERLIB_N_JOBS`` or every core."""
+    env = os.environ.get("SERLIB_N_JOBS")
+    if env:
+        return max(1, int(env))
+    return max(1, os.cpu_count() or 1)
+
+
+def shared_data_root() -> Path | None:
+    """The ``shared/data`` folder beside a development checkout, if there is one."""
+    for candidate in (_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return None
