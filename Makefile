@@ -1,0 +1,29 @@
+# serlib and its book. The README's quick start uses `make book` and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+# Quick mode (fewer clips and epochs, every cell still runs) is the default for builds and tests;
+# `make book SERLIB_QUICK=0` (or `make book-full`) reproduces the full results.
+SERLIB_QUICK ?= 1
+export SERLIB_QUICK
+
+.PHONY: install book book-full test unit notebooks html browser clean
+
+install:
+	$(PIP) install -q -r requirements.txt
+
+book: install
+	$(PYTHON) -m serlib.book_build
+
+book-full:
+	$(MAKE) book SERLIB_QUICK=0
+
+# The whole test suite: unit tests, nbval over every chapter, the HTML build, the browser check.
+test: install
+	$(PYTHON) -m pytest tests -m "not book" -q
+	$(PYTHON) -m pytest tests -m book -q
+
+unit:
+	$(PYTHON) -m pytest tests -m "not book" -q
+
+clean:
+	rm -rf _build
