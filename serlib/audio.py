@@ -6,6 +6,7 @@ FLAC. :func:`load_audio` turns either, and any other readable file, into a mono
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +18,40 @@ from .errors import AudioError
 MIN_DURATION = 0.05
 
 
-def _read(path: Path):
-    """Return (samples[frames, channels] float32, sample_rate) or raise AudioError."""
-    import soundfile as sf
+#: Suffixes libsndfile reads itself; other formats (m4a, aac, ...) go through audioread.
+_SNDFILE_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".mp3",
+                     ".au", ".snd", ".caf", ".w64", ".rf64"}
 
+
+def _reason(error: Exception) -> str:
+    """First line of a decoder's message, without libsndfile's "Error opening '<path>': " prefix."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = re.sub(r"^Error opening .*?: ", "", text).strip().rstrip(".")
+    return text[:1].lower() + text[1:] if text else type(error).__name__
+
+
+def _check_file(path: Path) -> None:
+    """Raise AudioError for a path that cannot be an audio file at all."""
     if not path.exists():
         raise AudioError(path, "no such file", "check the path")
     if path.is_dir():
         raise AudioError(path, "is a folder, not an audio file", "pass the files inside it")
     if path.stat().st_size == 0:
         raise AudioError(path, "the file is empty (0 bytes)", "re-copy or re-record it")
+
+
+def _read(path: Path):
+    """Return (samples[frames, channels] float32, sample_rate) or raise AudioError."""
+    import soundfile as sf
+
+    _check_file(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         return data, int(sr)
-    except Exception as sf_error:  # libsndfile could not read it; try audioread/ffmpeg
-        try:
+    except Exception as sf_error:
+        if path.suffix.lower() in _SNDFILE_SUFFIXES:   # libsndfile's verdict is final for these
+            raise AudioError(path, f"not readable as audio ({_reason(sf_error)})") from None
+        try:  # other containers (m4a, aac, wma, ...): audioread, which uses ffmpeg when installed
             import warnings
 
             import librosa
@@ -42,8 +62,8 @@ def _read(path: Path):
             y = np.atleast_2d(np.asarray(y, dtype=np.float32)).T
             return y, int(sr)
         except Exception:
-            reason = str(sf_error).splitlines()[0] if str(sf_error) else type(sf_error).__name__
-            raise AudioError(path, f"not readable as audio ({reason})") from None
+            raise AudioError(path, f"not readable as audio ({_reason(sf_error)})",
+                             "convert it to wav or flac (e.g. with ffmpeg), or install ffmpeg") from None
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -126,16 +146,20 @@ def load_audio(
 
 
 def audio_info(path) -> dict:
-    """Sample rate, channels and duration of a file without decoding it all."""
+    """Sample rate, channels and duration of a file without decoding it all.
+
+    Raises :class:`~serlib.errors.AudioError` (one line naming the file) for missing,
+    empty or unreadable files. Explained in the chapter "The data".
+    """
     import soundfile as sf
 
     path = Path(path)
+    _check_file(path)
     try:
         info = sf.info(str(path))
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise AudioError(path, f"not readable as audio ({reason})") from None
-    if info.frames == 0:
+        raise AudioError(path, f"not readable as audio ({_reason(error)})") from None
+    if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(path, "holds no audio samples", "re-copy or re-record it")
     return {"sample_rate": int(info.samplerate), "channels": int(info.channels),
             "duration": float(info.frames) / info.samplerate}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audio import audio_info
+from ..audio import MIN_DURATION, audio_info
 from ..errors import AudioError, DataError
 
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
@@ -59,6 +59,11 @@ def parse_name(name: str) -> dict:
     }
 
 
+def _hidden(relative: Path) -> bool:
+    """Hidden files and folders (``._x.wav`` from macOS, ``.tmp-`` work folders, ``__MACOSX``)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
 def _content_id(path: Path) -> str:
     digest = hashlib.blake2b(digest_size=10)
     with open(path, "rb") as fh:
@@ -73,8 +78,11 @@ def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFram
     One row per readable clip with the columns in :data:`COLUMNS`, sorted by path.
     ``content_id`` is a hash of the file's bytes, so byte-identical recordings (the
     Actor_07 pair) can be kept on one side of every split. Files whose names are not
-    RAVDESS names, or that cannot be read, are skipped with one warning line each
-    (``warn`` is called with that line; default: printed to stderr) and a summary line.
+    RAVDESS names, or that cannot be read or are too short to analyse, are skipped with
+    one warning line each (``warn`` is called with that line; default: printed to
+    stderr) and a summary line;
+    hidden files and folders (``._*`` macOS litter, ``__MACOSX``, serlib's own temporary
+    ``.name.tmp-*`` folders) are ignored.
     Raises :class:`~serlib.errors.DataError` when the folder is missing or holds no
     usable clip. Explained in the chapter "The data".
     """
@@ -86,7 +94,8 @@ def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFram
         def warn(line):
             print(line, file=sys.stderr)
     rows, skipped = [], 0
-    candidates = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    candidates = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+                        and not _hidden(p.relative_to(folder)))
     for path in candidates:
         try:
             row = parse_name(path.name)
@@ -98,6 +107,11 @@ def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFram
             row.update(audio_info(path))
         except AudioError as error:
             warn(f"skipping {path}: {error.reason}")
+            skipped += 1
+            continue
+        if row["duration"] < MIN_DURATION:
+            warn(f"skipping {path}: too short ({1000 * row['duration']:.1f} ms, need at least "
+                 f"{1000 * MIN_DURATION:.0f} ms)")
             skipped += 1
             continue
         row["path"] = str(path)

@@ -1,0 +1,265 @@
+"""Download and unpack the official RAVDESS speech archive, safely and only once.
+
+:func:`download_ravdess` fetches ``Audio_Speech_Actors_01-24.zip`` (Zenodo record
+1188976, about 200 MB) into ``cache_dir()/ravdess`` (``SERLIB_CACHE_DIR`` moves it) or a
+folder of your choice. Every step is written so that a failure leaves nothing that
+looks finished:
+
+1. the archive streams into a uniquely named ``.part`` file beside the destination;
+2. its size and MD5 checksum are checked *after* the download (a cached archive is
+   checked too), and only then is it renamed to ``.zip``;
+3. it is unpacked into a temporary sibling folder (members that would escape it are
+   refused), a completion marker is written into that folder last, and the folder is
+   renamed into place in one atomic step.
+
+A destination holding the marker is reused without touching the network. If the download
+cannot be done (no network, firewall, changed file), the error says how to do it by hand:
+download the zip in a browser, unzip it and point ``SERLIB_DATA_DIR`` at the folder.
+Explained in the chapter "The data".
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from ..config import cache_dir
+from ..errors import DataError
+
+RAVDESS_RECORD = "https://zenodo.org/records/1188976"
+RAVDESS_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
+#: MD5 of Audio_Speech_Actors_01-24.zip as listed on the Zenodo record page
+#: (https://zenodo.org/records/1188976, "md5:bc696df654c87fed845eb13823edef8a").
+RAVDESS_MD5 = "bc696df654c87fed845eb13823edef8a"
+#: Written last into a finished download; its presence marks the folder complete.
+DOWNLOAD_MARKER = ".serlib-download.json"
+
+_ACTOR_DIR = re.compile(r"^Actor_\d{2}$")
+_STALE_SECONDS = 24 * 3600   # leftovers of killed runs older than this are removed
+_CHUNK = 1 << 16
+
+
+def _manual_hint(url: str) -> str:
+    return (f"download {url} by hand (or from {RAVDESS_RECORD}), unzip it and set SERLIB_DATA_DIR "
+            "to the folder that holds Actor_01/ … Actor_24/")
+
+
+def default_destination() -> Path:
+    """Where :func:`download_ravdess` unpacks by default: ``cache_dir()/ravdess``.
+
+    Explained in the chapter "The data".
+    """
+    return cache_dir() / "ravdess"
+
+
+def completed_download(dest=None) -> Path | None:
+    """``dest`` (default: the cache) if it holds a finished download, else ``None``.
+
+    Explained in the chapter "The data".
+    """
+    dest = Path(dest).expanduser() if dest is not None else default_destination()
+    marker = dest / DOWNLOAD_MARKER
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return dest if isinstance(info, dict) and info.get("complete") is True else None
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Delete temporary leftovers of runs that were killed long ago (never a live run's)."""
+    now = time.time()
+    for p in parent.glob(f".{name}.*"):
+        if p.name.endswith((".tmp", ".part")) or ".tmp-" in p.name or ".part-" in p.name:
+            try:
+                if now - p.stat().st_mtime > _STALE_SECONDS:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError:
+                pass
+
+
+def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
+    """Stream ``url`` into ``part``; raise DataError on HTTP/network errors or a short read."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    request = urllib.request.Request(url, headers={"User-Agent": "serlib (python urllib)"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            expected = response.headers.get("Content-Length")
+            expected = int(expected) if expected and expected.isdigit() else None
+            received = 0
+            label = PurePosixPath(url.split("?")[0]).name or "download"
+            with open(part, "wb") as fh, tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                                              desc=label, disable=not progress, leave=False) as bar:
+                while True:
+                    chunk = response.read(_CHUNK)
+                    if not chunk:
+                        break
+                    fh.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as error:
+        raise DataError(f"{url}: the server answered HTTP {error.code} ({error.reason}); "
+                        f"try again later or {_manual_hint(url)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise DataError(f"{url}: download failed ({str(reason).splitlines()[0] if str(reason) else type(error).__name__}); "
+                        f"check the network or {_manual_hint(url)}") from None
+    except Exception as error:  # http.client.IncompleteRead and other protocol errors
+        raise DataError(f"{url}: download broke off ({type(error).__name__}); try again or "
+                        f"{_manual_hint(url)}") from None
+    if expected is not None and received != expected:
+        raise DataError(f"{url}: download broke off after {received:,} of {expected:,} bytes; "
+                        f"try again or {_manual_hint(url)}")
+
+
+def _safe_members(archive: zipfile.ZipFile, zip_path: Path):
+    """Yield (member, relative target path) for the audio under ``Actor_XX/`` folders.
+
+    The ``Actor_XX`` folder may sit at the top of the archive or one folder down (an
+    archive re-zipped with its parent folder). Names that are absolute or contain ``..``
+    make the whole archive refused: they could write outside the destination.
+    """
+    found = []
+    for member in archive.infolist():
+        name = member.filename.replace("\\", "/")
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+            raise DataError(f"{zip_path}: archive member {member.filename!r} points outside the folder it "
+                            "unpacks into; refusing to unpack it (the file is not the official RAVDESS zip)")
+        if member.is_dir() or not parts or parts[0] == "__MACOSX" or parts[-1].startswith("."):
+            continue
+        depth = next((i for i, part in enumerate(parts[:-1]) if _ACTOR_DIR.match(part)), None)
+        if depth is None or depth > 1 or len(parts) != depth + 2:
+            continue
+        found.append((member, PurePosixPath(*parts[depth:])))
+    return found
+
+
+def _unpack(zip_path: Path, tmp: Path, url: str) -> int:
+    """Unpack the Actor_XX audio of ``zip_path`` into ``tmp``; return the number of files."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = _safe_members(archive, zip_path)
+            if not members:
+                raise DataError(f"{zip_path}: holds no Actor_XX/ folders of audio; it is not the RAVDESS "
+                                f"speech archive; {_manual_hint(url)}")
+            root = tmp.resolve()
+            for member, rel in members:
+                target = (tmp / Path(*rel.parts)).resolve()
+                if root not in target.parents:
+                    raise DataError(f"{zip_path}: archive member {member.filename!r} points outside the folder "
+                                    "it unpacks into; refusing to unpack it")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+            return len(members)
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{zip_path}: not a valid zip archive ({error}); delete it and try again, or "
+                        f"{_manual_hint(url)}") from None
+    except (zipfile.LargeZipFile, NotImplementedError, EOFError, RuntimeError) as error:
+        raise DataError(f"{zip_path}: cannot unpack ({error}); {_manual_hint(url)}") from None
+
+
+def download_ravdess(dest=None, *, url: str = RAVDESS_URL, md5: str | None = RAVDESS_MD5,
+                     progress: bool = True, keep_archive: bool = False, timeout: float = 60.0) -> Path:
+    """Download and unpack the RAVDESS speech archive; return the folder holding ``Actor_XX/``.
+
+    ``dest`` defaults to ``cache_dir()/ravdess`` (``$SERLIB_CACHE_DIR/ravdess``). A
+    finished download there is returned at once, without network. Otherwise the archive
+    is streamed (with a progress bar unless ``progress=False``) into a ``.part`` file,
+    its size and ``md5`` are verified (``md5=None`` skips the checksum, e.g. for a
+    mirror you trust), and it is unpacked into a temporary sibling folder that is renamed
+    to ``dest`` with the completion marker already inside. The archive is deleted
+    afterwards unless ``keep_archive``; a verified archive left beside ``dest`` is reused.
+
+    Raises :class:`~serlib.errors.DataError` (one line: the URL or file, and how to get
+    the data by hand) on HTTP or network errors, a truncated download, a checksum
+    mismatch, a corrupt or foreign archive, or a non-empty ``dest`` that is not a
+    finished download. Nothing that looks complete is left behind after a failure.
+    Explained in the chapter "The data".
+    """
+    dest = Path(dest).expanduser() if dest is not None else default_destination()
+    if completed_download(dest):
+        return dest
+    try:
+        return _download(dest, url, md5, progress=progress, keep_archive=keep_archive, timeout=timeout)
+    except DataError:
+        raise
+    except OSError as error:   # disk full, read-only folder, ...
+        where = error.filename or dest
+        raise DataError(f"{where}: cannot write the download ({error.strerror or error}); check that the "
+                        "folder is writable and has about 1 GB free, or choose another with dest=/--dest") from None
+
+
+def _download(dest: Path, url: str, md5: str | None, *, progress: bool, keep_archive: bool,
+              timeout: float) -> Path:
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise DataError(f"{dest}: exists but is not a finished serlib download; remove it or choose another "
+                        "destination (or set SERLIB_DATA_DIR to it if it already holds RAVDESS)")
+    parent = dest.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(parent, dest.name)
+    archive = parent / f".{dest.name}.zip"
+
+    if archive.is_file() and (md5 is None or _md5(archive) != md5.lower()):
+        archive.unlink()   # an unverifiable or stale archive: fetch it again
+    if not archive.is_file():
+        fd, part_name = tempfile.mkstemp(prefix=f".{dest.name}.part-", suffix=".part", dir=parent)
+        os.close(fd)
+        part = Path(part_name)
+        try:
+            _fetch(url, part, progress=progress, timeout=timeout)
+            if md5 is not None:
+                got = _md5(part)
+                if got != md5.lower():
+                    raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5.lower()}): the download "
+                                    f"is corrupt or the file changed; try again or {_manual_hint(url)}")
+            if not keep_archive:
+                archive = part   # unpack straight from the verified .part and delete it after
+            else:
+                os.replace(part, archive)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+    try:
+        n_files = _unpack(archive, tmp, url)
+        marker = {"complete": True, "url": url, "md5": md5, "files": n_files,
+                  "actors": sorted(p.name for p in tmp.iterdir() if p.is_dir()),
+                  "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (tmp / DOWNLOAD_MARKER).write_text(json.dumps(marker, indent=1))   # last file written
+        if dest.is_dir():
+            dest.rmdir()   # empty (checked above); os.replace cannot move a folder onto it otherwise
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not completed_download(dest):   # another process finishing first is fine
+                raise DataError(f"{dest}: could not move the unpacked data into place; check that the "
+                                "folder is writable and not in use") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if not keep_archive and archive.name.endswith(".part"):
+            archive.unlink(missing_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dest
