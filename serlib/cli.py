@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,31 +37,63 @@ def _cmd_index(args) -> int:
             label = f"Actor_{key:02d}" if title == "actor" else key
             print(f"  {label:<12} {count:>5}")
     if args.csv:
-        out = Path(args.csv)
-        if out.parent and not out.parent.exists():
+        out = Path(args.csv).expanduser()
+        if not out.parent.is_dir():
             raise SerlibError(f"{out.parent}: no such folder for the CSV; create it first")
-        tmp = out.with_name(out.name + ".tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(out)
+        if out.is_dir():
+            raise SerlibError(f"{out}: is a folder; give a file name for the CSV, e.g. {out / 'index.csv'}")
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            df.to_csv(tmp, index=False)
+            tmp.replace(out)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise SerlibError(f"{out}: cannot write the CSV ({error.strerror or error}); "
+                              "check the folder is writable") from None
         print(f"\nwrote {len(df)} rows to {out}")
     return 0
 
 
 def _cmd_download(args) -> int:
-    from .datasets.download import download_ravdess
+    from .datasets.download import RAVDESS_MD5, RAVDESS_URL, download_ravdess
 
-    path = download_ravdess(dest=args.dest)
+    md5 = args.md5 or (RAVDESS_MD5 if args.url is None else None)
+    if args.url is not None and md5 is None:
+        print("serlib download: no --md5 given for --url; the archive's checksum will not be verified",
+              file=sys.stderr)
+    path = download_ravdess(dest=args.dest, url=args.url or RAVDESS_URL, md5=md5,
+                            progress=not args.quiet)
     print(path)
     return 0
 
 
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter (CUDA probing, tf.data notices) off the terminal.
+
+    Python exceptions still surface; set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def _cmd_train(args) -> int:
+    _quiet_tensorflow()
+    from .runs import check_out_dir
     from .training import train
 
+    check_out_dir(args.out)  # refuse a non-empty --out before loading anything heavy
+    if not Path(args.data).expanduser().is_dir():
+        raise SerlibError(f"{args.data}: no such data folder; pass the folder that holds Actor_01/ … "
+                          "(or run `serlib download`)")
+    verbose = 1 if sys.stdout.isatty() else 2  # progress bars on a terminal, one line per epoch in logs
     run = train(args.model, args.data, out_dir=args.out, val_actors=_actors(args.val_actors),
                 test_actors=_actors(args.test_actors), epochs=args.epochs, batch_size=args.batch_size,
-                seed=args.seed, augment=args.augment, quick=args.quick)
+                seed=args.seed, augment=args.augment, quick=True if args.quick else None, verbose=verbose)
     m = run.metrics
+    info = run.info
+    print(f"{info['model']}: {info['epochs_run']} epoch(s) in {info['training_seconds']:.1f} s; "
+          f"{info['split']['protocol']}")
     if m:
         print(f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['f1_macro']:.3f}  (n={m['n']})")
     print(f"run saved in {run.dir}")
@@ -68,9 +101,14 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    _quiet_tensorflow()
+    from .runs import load_run
     from .training import evaluate_run
 
-    m = evaluate_run(args.run_dir, args.data)
+    run = load_run(args.run_dir)  # a folder that is not a run fails here, in one line
+    if not Path(args.data).expanduser().is_dir():
+        raise SerlibError(f"{args.data}: no such data folder; pass a folder of RAVDESS clips")
+    m = evaluate_run(run, args.data)
     if args.json:
         print(json.dumps(m))
     else:
@@ -83,6 +121,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    _quiet_tensorflow()
     from .predict import predict_paths
 
     results = predict_paths(args.run_dir, args.paths)
@@ -101,16 +140,18 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_models(args) -> int:
+    _quiet_tensorflow()
     from .models import describe_models
 
     rows = describe_models()
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'name':<34} {'params':>10}  {'input':<34} source")
+    width = max([len(r["name"]) for r in rows] + [4]) + 2
+    print(f"{'name':<{width}} {'params':>10}  {'input':<30} source")
     for r in rows:
-        star = " (recommended)" if r.get("recommended") else ""
-        print(f"{r['name']:<34} {r['params']:>10,}  {r['input']:<34} {r['source']}{star}")
+        star = "  <- recommended" if r.get("recommended") else ""
+        print(f"{r['name']:<{width}} {r['params']:>10,}  {str(r['input'])[:30]:<30} {r['source']}{star}")
     return 0
 
 
@@ -125,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("download", help="download the official RAVDESS speech zip (Zenodo 1188976)")
     s.add_argument("--dest", help="folder to unpack into (default: $SERLIB_CACHE_DIR/ravdess)")
+    s.add_argument("--url", help="download from this mirror instead of Zenodo")
+    s.add_argument("--md5", help="expected MD5 of the archive at --url (default: the Zenodo checksum)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_download)
 
     s = sub.add_parser("train", help="train a registered model (see `serlib models`)")
@@ -159,15 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the ``serlib`` command line; returns the exit status. Explained in "Beyond the reports"."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()   # surface a closed pipe here, not at interpreter exit
+        return status
     except SerlibError as error:
         print(f"serlib {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("serlib: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`serlib index X | head`): stop quietly. Point stdout at
+        # /dev/null so Python's final flush does not raise again; status 1 as Python does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

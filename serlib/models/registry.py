@@ -103,6 +103,8 @@ class ModelEntry:
     data_filter: dict = field(default_factory=dict)
     corpus: str = "speech"
     aliases: tuple = ()
+    #: Standardise features with mean/std of the TRAINING clips (serlib.training stores them in run.json).
+    normalize: bool = False
 
     def __post_init__(self):
         def bad(what):

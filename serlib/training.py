@@ -1,0 +1,840 @@
+"""Training any registered model the honest way, and scoring a saved run.
+
+One function, :func:`train`, runs the whole protocol of the chapter "Evaluating honestly"
+for every architecture of the book:
+
+1. index the data (a folder, a :class:`~serlib.datasets.corpus.Corpus` or an index
+   DataFrame) and keep the clips the model is for (its ``data_filter`` and label set:
+   six emotions for report 003, the gender task, one gender's clips ...);
+2. split **by speaker** unless a :class:`~serlib.splits.Split` is passed: the test actors
+   are the ones given, or by default the last two actors present (19 and 20 for RAVDESS
+   01-20: one man, one woman; the last one when fewer than six actors are present);
+   validation actors are the ones given or drawn (gender-balanced, from ``seed``) from
+   the rest; everyone else trains;
+3. extract the model's features (cached on disk by :func:`serlib.features.extract_corpus`);
+4. optionally augment the *training* clips only (waveform-level, after the split);
+5. compute normalisation statistics on the training clips only, when the model wants them;
+6. build and fit the model with its report's settings (epochs, batch size, optimiser,
+   early stopping on the validation speakers with the best weights restored, learning-rate
+   reduction, checkpointing) unless overridden;
+7. score the untouched test speakers with :func:`serlib.metrics.classification_report`;
+8. save everything in a run folder (:mod:`serlib.runs`).
+
+:func:`cross_validate` repeats steps 5-7 over actor-wise folds (features extracted once)
+and :func:`random_split_protocol` does the same over the reports' random splits, whose
+numbers are inflated by hearing every test speaker in training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, SerlibError
+from .features import FeatureSpec
+from .runs import Run, apply_normalization, check_out_dir, load_run, normalization_stats, save_run
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Epochs and steps per epoch when ``quick=True`` (smoke tests, SERLIB_QUICK=1).
+QUICK_EPOCHS = 2
+QUICK_STEPS = 8
+
+#: The random split each report used (train, val, test), for :func:`random_split_protocol`.
+#: Report 001 had no validation set (75/25, the test set was monitored); here 15 % of its
+#: training share validates instead, so that nothing is tuned on the test clips.
+#: Report 002 used 3923/490/491 clips (80/10/10); report 003 does not say (70/15/15 assumed).
+REPORT_SPLITS = {
+    "000": (0.70, 0.15, 0.15),
+    "001": (0.6375, 0.1125, 0.25),
+    "002": (0.80, 0.10, 0.10),
+    "003": (0.70, 0.15, 0.15),
+    "004": (0.60, 0.15, 0.25),
+}
+DEFAULT_RANDOM_FRACTIONS = (0.70, 0.15, 0.15)
+
+__all__ = ["train", "load_run", "evaluate_run", "cross_validate", "random_split_protocol",
+           "prepare_data", "fit_split", "default_split", "Run", "PreparedData", "REPORT_SPLITS"]
+
+
+# ---------------------------------------------------------------------------------- data
+@dataclass
+class PreparedData:
+    """A model's clips, features and integer labels, ready for any split.
+
+    ``index`` is the filtered clip index (positions 0..n-1 match ``X`` and ``y``), ``X`` the
+    features ``(n, *shape)``, ``y`` class numbers into ``labels``, ``entry`` the registry
+    entry, ``data`` where the clips came from (path, source, synthetic, counts).
+    Explained in the chapter "Evaluating honestly".
+    """
+
+    model_name: str
+    entry: object
+    index: pd.DataFrame
+    X: np.ndarray
+    y: np.ndarray
+    labels: list
+    spec: FeatureSpec
+    task: str
+    data: dict = field(default_factory=dict)
+
+
+def _log(verbose, message: str) -> None:
+    if verbose:
+        print(message, flush=True)
+
+
+def _resolve_data(data, verbose=1) -> tuple[pd.DataFrame, dict]:
+    """(index DataFrame, data description) from a folder, a Corpus or a DataFrame."""
+    if isinstance(data, pd.DataFrame):
+        df = data
+        info = {"path": df.attrs.get("root"), "source": df.attrs.get("source", "dataframe"),
+                "synthetic": bool(df.attrs.get("synthetic", False))}
+    elif hasattr(data, "index") and isinstance(getattr(data, "index"), pd.DataFrame):
+        df = data.index
+        info = {"path": str(getattr(data, "root", "") or "") or None,
+                "source": str(getattr(data, "source", "corpus")),
+                "synthetic": bool(getattr(data, "synthetic", False))}
+    elif isinstance(data, (str, os.PathLike)):
+        folder = Path(data).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder; pass the folder that holds Actor_01/ … "
+                            "(or run `serlib download`)")
+        try:
+            from .datasets.corpus import load_corpus
+        except ImportError:  # pragma: no cover - corpus module always ships
+            load_corpus = None
+        if load_corpus is not None:
+            corpus = load_corpus(folder, verbose=bool(verbose))
+            return _resolve_data(corpus, verbose)
+        from .datasets import index_ravdess
+
+        df = index_ravdess(folder)
+        info = {"path": str(folder), "source": "ravdess", "synthetic": False}
+    else:
+        raise SerlibError(f"data={type(data).__name__}: pass a folder of RAVDESS clips, a Corpus "
+                          "(serlib.datasets.load_corpus) or an index DataFrame")
+    if len(df) == 0:
+        raise DataError(f"{info.get('path') or 'the index'}: holds no clips")
+    if "path" not in df.columns:
+        raise DataError("the clip index has no 'path' column; use serlib.datasets.index_ravdess(folder)")
+    return df, info
+
+
+def _entry_task(entry) -> str:
+    return str(getattr(entry, "task", None) or "emotion")
+
+
+def _label_column(entry, df: pd.DataFrame) -> str:
+    task = _entry_task(entry)
+    if task not in df.columns:
+        raise DataError(f"the clip index has no {task!r} column, which model {entry.name!r} predicts; "
+                        "use serlib.datasets.index_ravdess(folder)")
+    return task
+
+
+def select_clips(df: pd.DataFrame, entry) -> tuple[pd.DataFrame, dict]:
+    """The clips a model is for: its ``data_filter``, then its label set.
+
+    Returns the filtered index (renumbered 0..n-1) and a record of what was dropped.
+    Explained in the chapter "Evaluating honestly".
+    """
+    n0 = len(df)
+    out = df
+    data_filter = getattr(entry, "data_filter", None)
+    if data_filter is not None:
+        out = _apply_filter(out, data_filter)
+    n_filter = len(out)
+    column = _label_column(entry, out)
+    labels = [str(label) for label in entry.labels]
+    keep = out[column].astype(str).isin(labels)
+    dropped_labels = sorted(set(out.loc[~keep, column].astype(str)))
+    out = out[keep].reset_index(drop=True)
+    record = {"n_in": n0, "n_kept": len(out), "dropped_by_filter": n0 - n_filter,
+              "dropped_by_label": n_filter - len(out), "dropped_labels": dropped_labels,
+              "filter": _describe_filter(data_filter)}
+    return out, record
+
+
+def _apply_filter(df: pd.DataFrame, data_filter) -> pd.DataFrame:
+    if callable(data_filter):
+        result = data_filter(df)
+    elif isinstance(data_filter, dict):
+        result = df
+        for column, allowed in data_filter.items():
+            if column not in result.columns:
+                raise DataError(f"the clip index has no {column!r} column needed by the model's data filter")
+            values = allowed if isinstance(allowed, (list, tuple, set)) else [allowed]
+            result = result[result[column].isin(list(values))]
+    else:
+        raise SerlibError(f"unsupported data_filter {data_filter!r} (a function or a column→values dict)")
+    if not isinstance(result, pd.DataFrame):
+        raise SerlibError("a model's data_filter must return a DataFrame")
+    return result
+
+
+def _describe_filter(data_filter) -> str | None:
+    if not data_filter:
+        return None
+    if isinstance(data_filter, dict):
+        return ", ".join(f"{k} in {v}" for k, v in data_filter.items())
+    doc = (getattr(data_filter, "__doc__", None) or "").strip().splitlines()
+    return doc[0] if doc else getattr(data_filter, "__name__", repr(data_filter))
+
+
+def _extract(paths, spec: FeatureSpec, verbose) -> np.ndarray:
+    from .features import extract_corpus
+
+    X = extract_corpus(list(paths), spec, cache=True, progress=bool(verbose))
+    X = np.asarray(X)
+    if X.dtype == object:
+        raise SerlibError("features of different lengths cannot be stacked; give the FeatureSpec a "
+                          "fixed n_frames or duration")
+    return X.astype(np.float32, copy=False)
+
+
+def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
+    """Index, filter, label and extract the features of ``data`` for ``model_name``.
+
+    Explained in the chapter "Evaluating honestly".
+    """
+    from .models import get_model
+
+    entry = get_model(model_name)
+    df, info = _resolve_data(data, verbose)
+    df, record = select_clips(df, entry)
+    if len(df) == 0:
+        raise DataError(f"{info.get('path') or 'the data'}: no clips left for model {model_name!r} "
+                        f"after its filter and label set {list(entry.labels)}")
+    info.update(record)
+    info["n_clips"] = len(df)
+    info["n_actors"] = int(df["actor"].nunique()) if "actor" in df.columns else None
+    labels = [str(label) for label in entry.labels]
+    task = _label_column(entry, df)
+    lookup = {label: i for i, label in enumerate(labels)}
+    y = df[task].astype(str).map(lookup).to_numpy(dtype=np.int64)
+    spec = entry.features
+    _log(verbose, f"{model_name}: {len(df)} clips from {info.get('path') or info['source']}"
+                  f"{' (SYNTHETIC stand-in, not RAVDESS)' if info.get('synthetic') else ''}; "
+                  f"features {spec.kind} ...")
+    X = _extract(df["path"], spec, verbose)
+    return PreparedData(model_name=model_name, entry=entry, index=df, X=X, y=y, labels=labels,
+                        spec=spec, task=task, data=info)
+
+
+# ---------------------------------------------------------------------------------- splits
+def default_split(df: pd.DataFrame, *, test_actors=None, val_actors=None, seed: int = 0):
+    """The default speaker-independent split of :func:`train`.
+
+    Test actors: the ones given, else the last two actors present (19 and 20 for
+    RAVDESS 01-20), or the last one when fewer than six actors are present. Validation
+    actors: the ones given, else two (one when fewer than eight actors are present)
+    drawn gender-balanced from the rest with ``seed``. Explained in "Evaluating honestly".
+    """
+    from .splits import speaker_split
+
+    if "actor" not in df.columns:
+        raise DataError("the clip index has no 'actor' column; a speaker-independent split needs one")
+    present = sorted({int(a) for a in df["actor"].unique()})
+    if test_actors is None:
+        if len(present) < 3:
+            raise DataError(f"only {len(present)} actor(s) in the data ({present}); a speaker-independent "
+                            "split needs at least 3 (train, validation, test) — use more actors or pass "
+                            "split=serlib.splits.random_split(...)")
+        n_test = 2 if len(present) >= 6 else 1
+        test_actors = present[-n_test:]
+    n_val = 2 if len(present) >= 8 else 1
+    return speaker_split(df, test_actors=test_actors, val_actors=val_actors, n_val_actors=n_val, seed=seed)
+
+
+# ---------------------------------------------------------------------------------- fitting
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend, and ask TensorFlow for deterministic ops.
+
+    With the same seed, data and CPU, two trainings give the same weights and numbers.
+    Explained in the chapter "Evaluating honestly".
+    """
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:  # pragma: no cover - older TF
+            pass
+
+
+def _model_classes(model) -> int:
+    shape = model.output_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    return int(shape[-1])
+
+
+def _loss_name(model) -> str:
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        return ""
+    if isinstance(loss, str):
+        return loss.lower()
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None) or type(loss).__name__
+    return str(name).lower()
+
+
+def _targets(model, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Integer labels in the form the compiled loss expects."""
+    outputs = _model_classes(model)
+    loss = _loss_name(model)
+    if outputs == 1:  # sigmoid binary output
+        return y.astype(np.float32).reshape(-1, 1)
+    if "sparse" in loss:
+        return y.astype(np.int64)
+    if "categorical" in loss or "crossentropy" in loss:
+        return np.eye(n_classes, dtype=np.float32)[y]
+    return y.astype(np.int64)
+
+
+def probabilities(model, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)``, also for one-unit sigmoid outputs.
+
+    Explained in the chapter "Beyond the reports".
+    """
+    if len(X) == 0:
+        return np.zeros((0, max(2, _model_classes(model))), dtype=np.float64)
+    p = np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = np.concatenate([1.0 - p, p], axis=1)
+    return p
+
+
+class _EpochTimer:
+    """Keras callback recording seconds per epoch and the learning rate."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class EpochTimer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds, self.lr = [], []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._t)
+                try:
+                    self.lr.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+                except Exception:
+                    self.lr.append(None)
+
+        return EpochTimer()
+
+
+def _watch(monitor: str, has_val: bool) -> str:
+    """The metric to watch; without validation speakers the training curve, never the test set."""
+    monitor = monitor or "val_loss"
+    return monitor[4:] if not has_val and monitor.startswith("val_") else monitor
+
+
+def _callbacks(entry, *, has_val: bool, checkpoint_path: Path | None, verbose: int):
+    """Keras callbacks from the entry's ``callbacks`` dict; returns (callbacks, monitor, weights)."""
+    import keras
+
+    cfg = dict(getattr(entry, "callbacks", None) or {})
+    monitor = _watch(cfg.get("monitor"), has_val)
+    mode = "max" if "acc" in monitor else "min"
+    out = []
+    weights = "last epoch"
+    patience = cfg.get("early_stopping_patience")
+    if patience:
+        out.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=int(patience),
+                                                 restore_best_weights=True, verbose=int(verbose > 0)))
+        weights = f"best epoch by {monitor} (early stopping)"
+    reduce = cfg.get("reduce_lr")
+    if reduce:
+        options = dict(reduce) if isinstance(reduce, dict) else {}
+        lr_monitor = _watch(options.pop("monitor", None) or monitor, has_val)
+        options.setdefault("factor", 0.5)
+        options.setdefault("patience", max(2, int(patience or 10) // 2))
+        options.setdefault("min_lr", 1e-6)
+        out.append(keras.callbacks.ReduceLROnPlateau(monitor=lr_monitor, mode="max" if "acc" in lr_monitor else "min",
+                                                     verbose=int(verbose > 0), **options))
+    if cfg.get("checkpoint") and checkpoint_path is not None and not patience:
+        out.append(keras.callbacks.ModelCheckpoint(str(checkpoint_path), monitor=monitor, mode=mode,
+                                                   save_best_only=True, save_weights_only=True, verbose=0))
+        weights = f"best epoch by {monitor} (checkpoint)"
+    return out, monitor, weights
+
+
+def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: int = 0, augment=False,
+              quick=False, verbose=1) -> Run:
+    """Fit ``prep``'s model on ``split.train`` (validating on ``split.val``), score ``split.test``.
+
+    Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None). Explained in the
+    chapter "Evaluating honestly".
+    """
+    import keras
+
+    from .metrics import classification_report
+    from .models import build_model
+
+    entry = prep.entry
+    split.check_disjoint(prep.index)
+    if len(split.train) == 0 or len(split.test) == 0:
+        raise SerlibError(f"{split.protocol}: the training or test part is empty")
+    epochs_requested = int(epochs or getattr(entry, "epochs", None) or 50)
+    batch = int(batch_size or getattr(entry, "batch_size", None) or 32)
+    if quick:
+        epochs_requested = min(epochs_requested, QUICK_EPOCHS) if epochs is None else epochs_requested
+    seed_everything(seed)
+
+    X_train, y_train = prep.X[split.train], prep.y[split.train]
+    n_augmented = 0
+    augment_info = None
+    settings = augment_settings(augment)
+    if settings:
+        X_aug, y_aug, augment_info = augmented_features(prep, split, settings=settings, seed=seed,
+                                                        verbose=verbose)
+        augment_info = {k: v for k, v in augment_info.items() if k != "source_paths"}
+        n_augmented = len(X_aug)
+        if n_augmented:
+            X_train = np.concatenate([X_train, X_aug])
+            y_train = np.concatenate([y_train, y_aug])
+    X_val, y_val = prep.X[split.val], prep.y[split.val]
+    X_test, y_test = prep.X[split.test], prep.y[split.test]
+
+    stats = normalization_stats(X_train) if _wants_normalization(entry) else None
+    X_train, X_val, X_test = (apply_normalization(a, stats) for a in (X_train, X_val, X_test))
+
+    seed_everything(seed)
+    model = build_model(prep.model_name, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels))
+    has_val = len(X_val) > 0
+    with tempfile.TemporaryDirectory(prefix="serlib-ckpt-") as tmp:
+        checkpoint = Path(tmp) / "best.weights.h5"
+        callbacks, monitor, weights = _callbacks(entry, has_val=has_val, checkpoint_path=checkpoint,
+                                                 verbose=verbose)
+        timer = _EpochTimer()
+        steps = None
+        if quick:
+            steps = max(1, min(QUICK_STEPS, math.ceil(len(X_train) / batch)))
+            X_train, y_train = _quick_cap(X_train, y_train, steps * batch, seed)
+        started = time.perf_counter()
+        history = model.fit(
+            X_train, _targets(model, y_train, len(prep.labels)),
+            validation_data=(X_val, _targets(model, y_val, len(prep.labels))) if has_val else None,
+            epochs=epochs_requested, batch_size=batch, shuffle=True, verbose=int(verbose),
+            callbacks=callbacks + [timer],
+        )
+        seconds = time.perf_counter() - started
+        if "checkpoint" in weights and checkpoint.is_file():
+            model.load_weights(checkpoint)  # the report kept its best epoch's weights
+    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    curves["epoch_seconds"] = [float(s) for s in timer.seconds]
+    curves["learning_rate"] = timer.lr
+    epochs_run = len(timer.seconds)
+    best_epoch = _best_epoch(curves, monitor)
+
+    proba = probabilities(model, X_test)
+    metrics = classification_report(y_test, proba, prep.labels)
+    metrics["protocol"] = split.protocol
+
+    info = {
+        "model": prep.model_name,
+        "source": getattr(entry, "source", None),
+        "report": getattr(entry, "report", None),
+        "family": getattr(entry, "family", None),
+        "task": prep.task,
+        "split": _split_record(prep.index, split),
+        "seed": int(seed),
+        "epochs_requested": epochs_requested,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "monitor": monitor,
+        "weights": weights,
+        "batch_size": batch,
+        "quick": bool(quick),
+        "augment": augment_info,
+        "n_train": int(len(split.train)),
+        "n_train_augmented": int(n_augmented),
+        "n_val": int(len(split.val)),
+        "n_test": int(len(split.test)),
+        "params": int(model.count_params()),
+        "training_seconds": round(seconds, 3),
+        "seconds_per_epoch": round(float(np.mean(timer.seconds)), 4) if timer.seconds else None,
+        "data": prep.data,
+        "serlib_version": _serlib_version(),
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    return Run(dir=None, model=model, history=curves, metrics=metrics, labels=list(prep.labels),
+               spec=prep.spec, normalization=stats, info=info)
+
+
+def _quick_cap(X, y, n, seed):
+    if len(X) <= n:
+        return X, y
+    order = np.sort(np.random.default_rng(seed).permutation(len(X))[:n])
+    return X[order], y[order]
+
+
+def _best_epoch(curves: dict, monitor: str):
+    values = curves.get(monitor)
+    if not values:
+        return None
+    pick = np.argmax if "acc" in monitor else np.argmin
+    return int(pick(values)) + 1
+
+
+def _wants_normalization(entry) -> bool:
+    for name in ("normalize", "normalise", "normalization", "standardize"):
+        value = getattr(entry, name, None)
+        if value is not None:
+            return bool(value)
+    return False
+
+
+def _split_record(df: pd.DataFrame, split) -> dict:
+    record = {"protocol": split.protocol, "description": split.description}
+    try:
+        record["actors"] = split.actors(df)
+    except SerlibError:
+        record["actors"] = None
+    record["sizes"] = split.sizes()
+    if not split.speaker_independent:  # a random split cannot be described by actors alone
+        record["test_paths"] = [str(p) for p in df["path"].iloc[split.test]]
+    return record
+
+
+def _serlib_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------- augmentation
+def _load_waveforms(paths, spec: FeatureSpec) -> list:
+    """Training waveforms exactly as the features see them (rate, trim, offset, duration of ``spec``)."""
+    from .features import load_for_spec
+
+    return [load_for_spec(p, spec) for p in paths]
+
+
+#: Default augmentation of ``train(augment=True)``: two perturbed copies of every training
+#: clip (reports 001 and 004 tripled their data), each with one random op of serlib.augment.
+DEFAULT_AUGMENT = {"copies": 2, "ops": ("noise", "pitch", "stretch", "shift")}
+
+
+def augment_settings(augment) -> dict | None:
+    """Normalise ``train``'s ``augment`` argument: False/None, True, a copy count or a dict.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    if augment is None or augment is False:
+        return None
+    if augment is True:
+        return {"copies": DEFAULT_AUGMENT["copies"], "ops": list(DEFAULT_AUGMENT["ops"])}
+    if isinstance(augment, int):
+        if augment < 0:
+            raise SerlibError(f"augment={augment}: the number of copies must be 0 or more")
+        return {"copies": int(augment), "ops": list(DEFAULT_AUGMENT["ops"])} if augment else None
+    if isinstance(augment, dict):
+        unknown = set(augment) - {"copies", "ops", "ranges"}
+        if unknown:
+            raise SerlibError(f"augment: unknown keys {sorted(unknown)}; use copies, ops, ranges")
+        out = {"copies": int(augment.get("copies", DEFAULT_AUGMENT["copies"])),
+               "ops": list(augment.get("ops", DEFAULT_AUGMENT["ops"]))}
+        if augment.get("ranges"):
+            out["ranges"] = dict(augment["ranges"])
+        return out
+    raise SerlibError(f"augment={augment!r}: use True, a number of copies, or a dict(copies=, ops=)")
+
+
+def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 0, verbose=1):
+    """Features of augmented copies of the TRAINING clips only, cached on disk.
+
+    Only the waveforms of ``split.train`` are ever loaded; they are perturbed with
+    :func:`serlib.augment.augment_training_set` and turned into features with
+    :func:`serlib.features.extract`, so no validation or test clip can leak into
+    training. The result is cached under ``$SERLIB_CACHE_DIR/augmented`` keyed by the
+    clips, the feature spec, the seed and the settings. Returns ``(X, y, record)`` where
+    ``record["source_paths"]`` names the clip each copy came from. Explained in the
+    chapter "Features and augmentation".
+    """
+    from .config import cache_dir
+    from .features import extract
+
+    settings = settings or augment_settings(True)
+    train_paths = [str(p) for p in prep.index["path"].iloc[split.train]]
+    stamps = [[os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in train_paths]
+    key_blob = json.dumps({"paths": train_paths, "stamps": stamps, "spec": prep.spec.to_dict(), "seed": int(seed),
+                           "settings": settings, "labels": prep.y[split.train].tolist()}, sort_keys=True)
+    key = hashlib.sha1(key_blob.encode()).hexdigest()[:20]
+    folder = cache_dir() / "augmented"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{prep.model_name}-{key}.npz"
+    if target.is_file():
+        try:
+            with np.load(target) as stored:
+                X_aug, y_aug, src = stored["X"], stored["y"], stored["source"]
+            return X_aug, y_aug, {**settings, "cached": True, "n": int(len(y_aug)),
+                                  "source_paths": [train_paths[i] for i in src]}
+        except Exception:
+            target.unlink(missing_ok=True)
+    _log(verbose, f"augmenting {len(train_paths)} training clips x{settings['copies']} "
+                  "(validation and test clips untouched) ...")
+    waveforms = _load_waveforms(train_paths, prep.spec)
+    new_waves, new_labels, source = _call_augment(waveforms, prep.y[split.train], settings,
+                                                  sr=prep.spec.sr, seed=seed)
+    if len(new_waves) == 0:
+        return (np.zeros((0, *prep.X.shape[1:]), dtype=np.float32), np.zeros(0, dtype=np.int64),
+                {**settings, "n": 0, "source_paths": []})
+    X_aug = np.stack([np.asarray(extract(np.asarray(w, dtype=np.float32), prep.spec), dtype=np.float32)
+                      for w in new_waves])
+    y_aug = np.asarray(new_labels, dtype=np.int64)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp.npz", dir=folder)
+    os.close(fd)
+    try:
+        np.savez(tmp, X=X_aug, y=y_aug, source=np.asarray(source, dtype=np.int64))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return X_aug, y_aug, {**settings, "cached": False, "n": int(len(y_aug)),
+                          "source_paths": [train_paths[i] for i in source]}
+
+
+def _call_augment(waveforms, labels, settings, *, sr, seed):
+    """Augmented copies (no originals) of ``waveforms``, which are training clips only."""
+    from .augment import augment_training_set
+    from .splits import Split
+
+    everything = Split(train=np.arange(len(waveforms)), val=[], test=[], protocol="training clips only",
+                       n_rows=len(waveforms))
+    waves, labels_out, source = augment_training_set(
+        waveforms, np.asarray(labels), everything, sr=sr, copies=settings["copies"], ops=tuple(settings["ops"]),
+        seed=seed, include_originals=False, ranges=settings.get("ranges"))
+    return list(waves), np.asarray(labels_out), np.asarray(source, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------- public API
+def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, test_actors=None, epochs=None,
+          batch_size=None, seed: int = 0, augment: bool = False, quick: bool | None = None, verbose=1) -> Run:
+    """Train ``model_name`` on ``data`` speaker-independently, score it, save a run folder.
+
+    ``data``: a RAVDESS folder, a :class:`~serlib.datasets.corpus.Corpus`, or an index
+    DataFrame. ``split``: a :class:`~serlib.splits.Split` over the *filtered* index
+    (the model's clips); by default :func:`default_split` with ``test_actors`` /
+    ``val_actors``. ``epochs``/``batch_size`` override the report's values. ``augment``
+    adds perturbed copies of the training clips only. ``quick`` (default: the
+    ``SERLIB_QUICK`` setting) trains for at most two short epochs, for smoke tests.
+    ``verbose``: 0 silent, 1 Keras progress bars, 2 one line per epoch.
+
+    ``out_dir`` must not exist or be empty (nothing is overwritten); default
+    ``$SERLIB_CACHE_DIR/runs/<model>-<date>-<time>``. Returns the saved
+    :class:`~serlib.runs.Run`. Explained in the chapter "Evaluating honestly".
+    """
+    from .config import cache_dir, quick_mode
+
+    quick = quick_mode() if quick is None else bool(quick)
+    if out_dir is not None:
+        check_out_dir(out_dir)  # refuse early, before any expensive work
+    prep = prepare_data(model_name, data, verbose=verbose)
+    if split is None:
+        split = default_split(prep.index, test_actors=test_actors, val_actors=val_actors, seed=seed)
+    elif test_actors is not None or val_actors is not None:
+        raise SerlibError("pass either split= or test_actors/val_actors, not both")
+    _log(verbose, split.description)
+    run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
+                    quick=quick, verbose=verbose)
+    if out_dir is None:
+        root = cache_dir() / "runs"
+        root.mkdir(parents=True, exist_ok=True)
+        out_dir = root / f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}-s{seed}"
+        while Path(out_dir).exists():
+            out_dir = Path(str(out_dir) + "x")
+    save_run(run, out_dir)
+    m = run.metrics
+    _log(verbose, f"test ({split.protocol}): accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
+                  f"macro-F1 {m['f1_macro']:.3f} on {m['n']} clips; run saved in {run.dir}")
+    return run
+
+
+def cross_validate(model_name: str, data, *, k: int = 5, seed: int = 0, epochs=None, batch_size=None,
+                   augment: bool = False, quick: bool | None = None, folds=None, on_fold=None,
+                   verbose=0) -> dict:
+    """Actor-wise k-fold cross-validation (:func:`serlib.splits.actor_kfold`).
+
+    Features are extracted once; each fold trains a fresh model (seed ``seed + fold``)
+    and scores its test actors. ``folds`` restricts to some fold numbers (0-based);
+    ``on_fold(report)`` is called after each fold (the benchmark saves there). Returns
+    ``{"model", "protocol", "folds": [report, ...], "summary": summarize_folds(...)}``,
+    each report holding the metrics plus fold, actors, epochs run and seconds.
+    Explained in the chapters "Evaluating honestly" and "The comparison".
+    """
+    from .config import quick_mode
+    from .splits import actor_kfold
+
+    quick = quick_mode() if quick is None else bool(quick)
+    prep = prepare_data(model_name, data, verbose=verbose)
+    splits = actor_kfold(prep.index, k=k, seed=seed, n_val_actors=kfold_val_actors(prep.index, k))
+    return _run_protocol(prep, splits, f"speaker-independent actor {k}-fold", folds=folds, on_fold=on_fold,
+                         seed=seed, epochs=epochs, batch_size=batch_size, augment=augment, quick=quick,
+                         verbose=verbose)
+
+
+def random_split_protocol(model_name: str, data, *, repeats: int = 1, fractions=None, seed: int = 0,
+                          epochs=None, batch_size=None, augment: bool = False, quick: bool | None = None,
+                          folds=None, on_fold=None, verbose=0) -> dict:
+    """The report's own protocol: clips shuffled regardless of speaker (inflated numbers).
+
+    ``fractions`` default to the model's report (:data:`REPORT_SPLITS`, or the entry's
+    ``random_split`` attribute). ``repeats`` random splits (seeds ``seed``,
+    ``seed + 1``, ...) give a mean ± std comparable to :func:`cross_validate`. Same
+    return value as :func:`cross_validate`. Explained in the chapter "Evaluating honestly".
+    """
+    from .config import quick_mode
+    from .splits import random_split
+
+    quick = quick_mode() if quick is None else bool(quick)
+    prep = prepare_data(model_name, data, verbose=verbose)
+    fractions = fractions or report_fractions(prep.entry)
+    splits = [random_split(prep.index, fractions=fractions, stratify=prep.task, seed=seed + i)
+              for i in range(int(repeats))]
+    name = splits[0].protocol
+    return _run_protocol(prep, splits, name, folds=folds, on_fold=on_fold, seed=seed, epochs=epochs,
+                         batch_size=batch_size, augment=augment, quick=quick, verbose=verbose)
+
+
+def kfold_val_actors(df: pd.DataFrame, k: int) -> int:
+    """Validation actors per fold: two, or fewer when the actors are too few (stand-in corpus).
+
+    Explained in the chapter "Evaluating honestly".
+    """
+    n = int(df["actor"].nunique())
+    largest_fold = -(-n // int(k))
+    return max(0, min(2, n - largest_fold - 1))
+
+
+def report_fractions(entry) -> tuple:
+    """The (train, val, test) fractions of the random split the model's report used.
+
+    See :data:`REPORT_SPLITS`. Explained in the chapter "Evaluating honestly".
+    """
+    own = getattr(entry, "random_split", None)
+    if own:
+        return tuple(own)
+    report = str(getattr(entry, "report", "") or "")[:3]
+    if report in REPORT_SPLITS:
+        return REPORT_SPLITS[report]
+    name = str(getattr(entry, "name", ""))
+    for key, value in REPORT_SPLITS.items():
+        if key in name:
+            return value
+    return DEFAULT_RANDOM_FRACTIONS
+
+
+def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_size, augment, quick, verbose):
+    from .metrics import summarize_folds
+
+    wanted = set(range(len(splits))) if folds is None else {int(f) for f in folds}
+    reports = []
+    for i, split in enumerate(splits):
+        if i not in wanted:
+            continue
+        _log(verbose, f"{prep.model_name}: {split.description}")
+        run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed + i, augment=augment,
+                        quick=quick, verbose=2 if int(verbose) >= 2 else 0)
+        report = dict(run.metrics)
+        report.update(fold=i, n_folds=len(splits), protocol=split.protocol, seed=seed + i,
+                      actors=run.info["split"]["actors"], epochs_run=run.info["epochs_run"],
+                      best_epoch=run.info["best_epoch"], params=run.info["params"],
+                      training_seconds=run.info["training_seconds"],
+                      seconds_per_epoch=run.info["seconds_per_epoch"],
+                      n_train=run.info["n_train"], n_val=run.info["n_val"])
+        reports.append(report)
+        _log(verbose, f"  fold {i + 1}/{len(splits)}: accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}")
+        if on_fold is not None:
+            on_fold(report)
+        _free(run)
+    summary = summarize_folds(reports) if reports else None
+    return {"model": prep.model_name, "protocol": name, "folds": reports, "summary": summary,
+            "data": prep.data}
+
+
+def _free(run) -> None:
+    import keras
+
+    run.model = None
+    keras.backend.clear_session()
+
+
+def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
+    """Score a saved run on every clip of ``data_dir`` that its model can label.
+
+    Clips outside the run's label set (e.g. disgust and surprised for a six-emotion
+    model) or outside its data filter (e.g. the other gender for a gender-specific model)
+    are dropped and counted (``dropped``, ``dropped_labels``). Returns the
+    :func:`serlib.metrics.classification_report` dict (``accuracy, uar, f1_macro, n,
+    labels, confusion``, ...) plus ``data`` and ``dropped``. Explained in the chapter
+    "Beyond the reports".
+    """
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
+    df, info = _resolve_data(data_dir, verbose)
+    entry = _RunEntry(run)
+    df, record = select_clips(df, entry)
+    dropped = record["n_in"] - record["n_kept"]
+    if len(df) == 0:
+        raise DataError(f"{data_dir}: none of its {record['n_in']} clips has a label this run knows "
+                        f"({', '.join(run.labels)})")
+    X = _extract(df["path"], run.spec, verbose)
+    proba = probabilities(run.model, run.prepare(X))
+    from .metrics import classification_report
+
+    lookup = {label: i for i, label in enumerate(run.labels)}
+    y = df[entry.task].astype(str).map(lookup).to_numpy(dtype=np.int64)
+    metrics = classification_report(y, proba, run.labels)
+    metrics["data"] = {"path": info.get("path"), "source": info.get("source"),
+                       "synthetic": info.get("synthetic")}
+    metrics["dropped"] = int(dropped)
+    metrics["dropped_labels"] = record["dropped_labels"]
+    if dropped:
+        why = []
+        if record["dropped_by_label"]:
+            why.append(f"{record['dropped_by_label']} with labels outside the run's "
+                       f"({', '.join(record['dropped_labels'])})")
+        if record["dropped_by_filter"]:
+            why.append(f"{record['dropped_by_filter']} outside the model's data filter ({record['filter']})")
+        metrics["dropped_reason"] = "; ".join(why)
+        print(f"evaluate: dropped {dropped} of {record['n_in']} clips: {'; '.join(why)}", file=sys.stderr)
+    return metrics
+
+
+class _RunEntry:
+    """The parts of a registry entry :func:`select_clips` needs, rebuilt from a run."""
+
+    def __init__(self, run: Run):
+        self.name = run.info.get("model", "run")
+        self.labels = list(run.labels)
+        self.task = run.info.get("task") or "emotion"
+        self.data_filter = None
+        try:
+            from .models import get_model
+
+            entry = get_model(self.name)
+            if [str(label) for label in entry.labels] == self.labels:
+                self.data_filter = getattr(entry, "data_filter", None)
+        except Exception:  # model renamed/removed since training: score on labels alone
+            pass

@@ -1,0 +1,228 @@
+"""serlib.training and serlib.runs: the protocol, the run folder, determinism, leakage.
+
+Runs on the synthetic stand-in corpus (``standin_dir``) with a tiny model and two short
+epochs, so the whole file takes seconds.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serlib import cli
+from serlib.errors import SerlibError
+from serlib.runs import RUN_FILES, load_run
+from serlib.training import default_split, evaluate_run, prepare_data, train
+
+MODEL = "das2019_model_b"  # 4,456 parameters, 40 MFCC means per clip: the fastest model
+TINY = dict(epochs=2, batch_size=16, quick=True, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def trained(standin_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"
+    return train(MODEL, standin_dir, out_dir=out, seed=0, **TINY)
+
+
+def test_run_folder_is_complete(trained, standin_dir):
+    files = sorted(p.name for p in trained.dir.iterdir())
+    assert files == sorted(RUN_FILES)
+    info = json.loads((trained.dir / "run.json").read_text())
+    assert info["model"] == MODEL
+    assert info["source"] == "Das 2019"
+    assert info["labels"] == list(trained.labels) and len(info["labels"]) == 8
+    assert info["feature_spec"]["kind"] == "mfcc_mean"
+    assert info["seed"] == 0 and info["epochs_run"] == 2
+    assert info["training_seconds"] > 0
+    assert info["serlib_version"]
+    assert info["data"]["synthetic"] is True and info["data"]["source"] == "synthetic"
+    actors = info["split"]["actors"]
+    assert actors["test"] == [4] and len(actors["val"]) == 1  # 4 stand-in actors: 1 test, 1 val, 2 train
+    assert not set(actors["test"]) & (set(actors["train"]) | set(actors["val"]))
+    assert "normalization" in info
+    history = json.loads((trained.dir / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_loss"]) == 2
+    metrics = json.loads((trained.dir / "metrics.json").read_text())
+    for key in ("accuracy", "uar", "f1_macro", "n", "labels", "confusion"):
+        assert key in metrics
+    actor_4 = [p for p in standin_dir.rglob("*") if p.stem.endswith("-04")]
+    assert metrics["n"] == info["n_test"] == len(actor_4) > 0
+
+
+def test_load_run_round_trip(trained, standin_dir):
+    run = load_run(trained.dir)
+    assert run.labels == trained.labels and run.spec == trained.spec
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    X = prep.X[:5]
+    np.testing.assert_allclose(run.predict_proba(X), trained.predict_proba(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run.predict_proba(X).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_evaluate_run_scores_every_clip(trained, standin_dir, capsys):
+    m = evaluate_run(trained.dir, standin_dir)
+    n_clips = len([p for p in standin_dir.rglob("*") if p.suffix in (".wav", ".flac")])
+    assert m["n"] == n_clips and m["dropped"] == 0
+    assert 0.0 <= m["uar"] <= 1.0 and len(m["confusion"]) == 8
+    assert sum(map(sum, m["confusion"])) == n_clips
+    # the CLI prints the same as JSON with the documented keys
+    assert cli.main(["evaluate", str(trained.dir), "--data", str(standin_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "uar", "f1_macro", "n", "labels", "confusion"):
+        assert key in out
+    assert out["accuracy"] == pytest.approx(m["accuracy"])
+
+
+def test_evaluate_drops_labels_the_run_does_not_know(trained, standin_dir, tmp_path, capsys):
+    # a copy of the run restricted to six emotions, as report 003's models are
+    import shutil
+
+    six = tmp_path / "six"
+    shutil.copytree(trained.dir, six)
+    info = json.loads((six / "run.json").read_text())
+    info["labels"] = info["labels"][:6]
+    info["model"] = "not_registered_anymore"
+    (six / "run.json").write_text(json.dumps(info))
+    run = load_run(six)
+    run.model = _first_six_outputs(run.model)
+    m = evaluate_run(run, standin_dir)
+    clips = [p for p in standin_dir.rglob("*") if p.suffix in (".wav", ".flac")]
+    n_clips = len(clips)
+    n_disgust_surprised = len([p for p in clips if p.name.split("-")[2] in ("07", "08")])
+    assert m["dropped"] == n_disgust_surprised > 0
+    assert m["n"] == n_clips - n_disgust_surprised
+    assert sorted(m["dropped_labels"]) == ["disgust", "surprised"]
+    assert "dropped" in capsys.readouterr().err
+
+
+def _first_six_outputs(model):
+    import keras
+
+    inputs = keras.Input(shape=model.input_shape[1:])
+    probs = model(inputs)
+    six = keras.layers.Lambda(lambda p: p[:, :6] / keras.ops.sum(p[:, :6], axis=1, keepdims=True))(probs)
+    return keras.Model(inputs, six)
+
+
+def test_same_seed_same_numbers(trained, standin_dir, tmp_path):
+    a = trained  # seed 0
+    b = train(MODEL, standin_dir, out_dir=tmp_path / "again", seed=0, **TINY)
+    assert a.metrics == b.metrics
+    assert a.history["loss"] == b.history["loss"]
+    assert a.info["split"] == b.info["split"]
+
+
+def test_train_refuses_a_non_empty_out_dir(standin_dir, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(SerlibError, match="not empty"):
+        train(MODEL, standin_dir, out_dir=out, **TINY)
+    assert cli.main(["train", MODEL, "--data", str(standin_dir), "--out", str(out), "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and "Traceback" not in err[0]
+    assert (out / "keep.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["train", "no_such_model", "--data", "{data}", "--out", "{tmp}/r"], "unknown model"),
+    (["train", MODEL, "--data", "{tmp}/missing", "--out", "{tmp}/r"], "no such"),
+    (["evaluate", "{tmp}", "--data", "{data}"], "not a serlib run"),
+    (["evaluate", "{tmp}/missing", "--data", "{data}"], "no such run folder"),
+    (["predict", "{tmp}", "x.wav"], "not a serlib run"),
+])
+def test_cli_errors_are_one_line(argv, expect, standin_dir, tmp_path, capsys):
+    argv = [a.format(data=standin_dir, tmp=tmp_path) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert expect in err[0]
+
+
+def test_augmentation_never_touches_test_clips(standin_dir, tmp_path, monkeypatch):
+    import serlib.training as training
+
+    loaded = []
+    original = training._load_waveforms
+
+    def spy(paths, spec):
+        loaded.extend(paths)
+        return original(paths, spec)
+
+    monkeypatch.setattr(training, "_load_waveforms", spy)
+    monkeypatch.setenv("SERLIB_CACHE_DIR", str(tmp_path / "cache"))  # no cached augmentation
+    run = train(MODEL, standin_dir, out_dir=tmp_path / "aug", seed=1,
+                augment={"copies": 1, "ops": ["noise", "shift"]}, **TINY)
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    split = default_split(prep.index, seed=1)
+    paths = prep.index["path"].astype(str).to_numpy()
+    assert sorted(loaded) == sorted(paths[split.train])
+    assert not set(loaded) & set(paths[split.test]) and not set(loaded) & set(paths[split.val])
+    assert run.info["n_train_augmented"] == run.info["n_train"] == len(split.train)
+    assert run.metrics["n"] == len(split.test)
+
+
+@pytest.mark.slow
+def test_random_split_protocol_and_cross_validation(standin_dir):
+    from serlib.training import cross_validate, random_split_protocol
+
+    cv = cross_validate(MODEL, standin_dir, k=2, folds=[0], **TINY)
+    assert len(cv["folds"]) == 1 and cv["folds"][0]["fold"] == 0
+    tested = set(cv["folds"][0]["actors"]["test"])
+    assert tested and not tested & set(cv["folds"][0]["actors"]["train"])
+    assert cv["summary"]["uar"]["mean"] == pytest.approx(cv["folds"][0]["uar"])
+    rnd = random_split_protocol(MODEL, standin_dir, repeats=1, **TINY)
+    assert rnd["protocol"] == "random 80/10/10"  # report 002's 3923/490/491
+    assert set(rnd["folds"][0]["actors"]["test"]) <= set(rnd["folds"][0]["actors"]["train"])
+
+
+def test_default_split_holds_out_last_actors():
+    df = pd.DataFrame({"actor": np.repeat(np.arange(1, 21), 3), "path": [f"{i}" for i in range(60)],
+                       "gender": ["male" if a % 2 else "female" for a in np.repeat(np.arange(1, 21), 3)]})
+    split = default_split(df, seed=0)
+    actors = split.actors(df)
+    assert actors["test"] == [19, 20] and len(actors["val"]) == 2
+    assert len(actors["train"]) == 16
+    with pytest.raises(SerlibError, match="at least 3"):
+        default_split(df[df["actor"] <= 2])
+
+
+def test_normalisation_uses_training_clips_only(standin_dir, tmp_path):
+    import dataclasses
+
+    from serlib.runs import save_run
+    from serlib.training import fit_split
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    prep.entry = dataclasses.replace(prep.entry, normalize=True)
+    split = default_split(prep.index, seed=0)
+    run = fit_split(prep, split, seed=0, **TINY)
+    train_part = prep.X[split.train].astype(np.float64)
+    np.testing.assert_allclose(run.normalization["mean"], train_part.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(run.normalization["std"], train_part.std(axis=0), rtol=1e-6)
+    everything = prep.X.astype(np.float64).mean(axis=0)
+    assert not np.allclose(run.normalization["mean"], everything)  # the test actor changes the mean
+    # stored in run.json and applied again at prediction time
+    loaded = load_run(save_run(run, tmp_path / "norm"))
+    assert loaded.normalization == pytest.approx(run.normalization)
+    X = prep.X[split.test][:4]
+    np.testing.assert_allclose(loaded.predict_proba(X), run.predict_proba(X), rtol=1e-5, atol=1e-6)
+    raw = loaded.model.predict(X, verbose=0)
+    assert not np.allclose(raw, loaded.predict_proba(X), atol=1e-4)
+
+
+def test_checkpoint_keeps_the_best_validation_epoch(standin_dir):
+    import dataclasses
+
+    from serlib.training import fit_split
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    prep.entry = dataclasses.replace(prep.entry, callbacks={"checkpoint": True, "monitor": "val_loss"})
+    split = default_split(prep.index, seed=0)
+    run = fit_split(prep, split, seed=0, **{**TINY, "epochs": 4})
+    assert "checkpoint" in run.info["weights"]
+    X_val, y_val = prep.X[split.val], prep.y[split.val]
+    loss = run.model.evaluate(X_val, y_val, verbose=0, batch_size=256)[0]
+    assert loss == pytest.approx(min(run.history["val_loss"]), rel=1e-4)
+    assert run.info["best_epoch"] == int(np.argmin(run.history["val_loss"])) + 1
