@@ -1,0 +1,522 @@
+"""The on-disk feature cache and the parallel runner behind :func:`serlib.features.extract_corpus`.
+
+Layout under ``cache_dir()/features/``::
+
+    content-index.json            path -> [size, mtime_ns, content hash]: a file whose size
+                                  and modification time are unchanged is not re-read
+    <spec.key()>/meta.json        the spec and the extraction algorithm version
+    <spec.key()>/<hash>.npy       one clip's features; <hash> = BLAKE2b-128 of the file's bytes
+    <spec.key()>/corpus-<h>.npy   one call's stacked array; <h> hashes the ordered clip hashes
+
+Keys are file *contents* (plus the spec, through the folder), not names: a renamed or
+duplicated file hits the cache, an edited one misses it. The byte-identical RAVDESS pair
+is computed once.
+
+Every file is written to a temporary name in the same folder and renamed into place with
+:func:`os.replace`, which is atomic: a run killed mid-write leaves at most a stray
+``.*.tmp`` file (ignored, and deleted once it is old), never a half-written entry under a
+real name. Entries are still validated on read (shape, dtype, finite values); a truncated
+or corrupt one is recomputed, not trusted. Entries written by an older extraction
+algorithm (``ALGORITHM_VERSION``) are dropped.
+
+A warm call costs one ``stat`` per file, one small JSON read and one array load.
+Explained in the chapter "Features and augmentation".
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .config import cache_dir
+from .config import n_jobs as default_n_jobs
+from .errors import AudioError, SerlibError
+
+INDEX_NAME = "content-index.json"
+#: Calls with at least this many clips also store one consolidated array.
+CORPUS_MIN_CLIPS = 16
+#: Consolidated arrays kept per spec (least recently used are deleted first).
+CORPUS_KEEP = 8
+#: Temporary files older than this (seconds) are leftovers of killed runs and are deleted.
+STALE_TMP_S = 600.0
+#: Below this many clips to compute, one process is faster than starting worker processes
+#: (each imports numpy, scipy.fft and soundfile: about a second on an idle machine).
+PARALLEL_MIN_CLIPS = 200
+#: Clips per task sent to a worker process (at most).
+CHUNK_MAX = 16
+
+
+def features_root() -> Path:
+    """``cache_dir()/features``, created on demand.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    root = cache_dir() / "features"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def content_hash(path) -> str:
+    """BLAKE2b-128 hex digest of a file's bytes (about 1 GB/s).
+
+    Explained in the chapter "Features and augmentation".
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(target: Path, write) -> None:
+    """Call ``write(fh)`` on a temporary file beside ``target``, then rename it into place.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_array(target: Path, array: np.ndarray) -> bool:
+    """Atomically store ``array`` as ``.npy``; False (with a warning) when the disk refuses.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    try:
+        atomic_write(target, lambda fh: np.save(fh, array, allow_pickle=False))
+        return True
+    except OSError as error:
+        warnings.warn(f"{target.parent}: could not write the feature cache ({error.strerror or error}); "
+                      "continuing without caching", RuntimeWarning, stacklevel=3)
+        return False
+
+
+def load_array(path: Path, shape: tuple) -> np.ndarray | None:
+    """The array stored at ``path`` if it is a complete float32 array of ``shape``, else None.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype != np.float32 or tuple(array.shape) != tuple(shape) or not np.all(np.isfinite(array)):
+        return None
+    return array
+
+
+def _file_error(path, error: OSError) -> AudioError:
+    if isinstance(error, FileNotFoundError):
+        return AudioError(path, "no such file", "check the path")
+    if isinstance(error, IsADirectoryError):
+        return AudioError(path, "is a folder, not an audio file", "pass the files inside it")
+    if isinstance(error, PermissionError):
+        return AudioError(path, "cannot be read (permission denied)", "fix its permissions")
+    return AudioError(path, f"cannot be read ({error.strerror or error})")
+
+
+class ContentIndex:
+    """Remembers the content hash of each file by (absolute path, size, mtime_ns).
+
+    Looking a file up costs one ``stat``; only new or changed files are read and hashed.
+    (A file rewritten with the same size within the same nanosecond timestamp would be
+    missed; filesystems do not make that happen by accident.) Explained in the chapter
+    "Features and augmentation".
+    """
+
+    def __init__(self, root: Path | None = None):
+        self.file = (root or features_root()) / INDEX_NAME
+        self.entries = self._read()
+        self.changed: dict[str, list] = {}
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def lookup(self, path) -> str:
+        key = os.path.abspath(path)
+        try:
+            st = os.stat(key)
+            if not os.path.isfile(key):
+                raise IsADirectoryError(key)
+        except OSError as error:
+            raise _file_error(path, error) from None
+        entry = self.entries.get(key)
+        if (isinstance(entry, list) and len(entry) == 3 and entry[0] == st.st_size
+                and entry[1] == st.st_mtime_ns):
+            return entry[2]
+        try:
+            digest = content_hash(key)
+        except OSError as error:
+            raise _file_error(path, error) from None
+        self.entries[key] = self.changed[key] = [st.st_size, st.st_mtime_ns, digest]
+        return digest
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        merged = self._read()  # keep what other processes added meanwhile
+        merged.update(self.changed)
+        blob = json.dumps(merged, separators=(",", ":")).encode()
+        try:
+            atomic_write(self.file, lambda fh: fh.write(blob))
+        except OSError:
+            pass  # the index only saves time; losing an update is harmless
+        self.changed = {}
+
+
+class FeatureStore:
+    """The cache folder of one :class:`~serlib.features.FeatureSpec`.
+
+    Explained in the chapter "Features and augmentation".
+    """
+
+    def __init__(self, spec, root: Path | None = None):
+        from .features import ALGORITHM_VERSION
+
+        self.spec = spec
+        self.shape = tuple(spec.shape)
+        self.dir = (root or features_root()) / spec.key()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._check_meta(ALGORITHM_VERSION)
+        self._remove_stale_tmp()
+
+    def _check_meta(self, version: int) -> None:
+        meta = self.dir / "meta.json"
+        try:
+            stored = json.loads(meta.read_text()).get("version")
+        except (OSError, ValueError, AttributeError):
+            stored = None
+        if stored == version:
+            return
+        if stored is not None:  # written by another algorithm version: drop it all
+            for path in self.dir.glob("*.npy"):
+                path.unlink(missing_ok=True)
+        blob = json.dumps({"version": version, "spec": self.spec.to_dict()}, indent=1).encode()
+        try:
+            atomic_write(meta, lambda fh: fh.write(blob))
+        except OSError:
+            pass
+
+    def _remove_stale_tmp(self) -> None:
+        now = time.time()
+        for path in self.dir.glob(".*.tmp"):
+            try:
+                if now - path.stat().st_mtime > STALE_TMP_S:
+                    path.unlink()
+            except OSError:
+                pass
+
+    def entry_path(self, digest: str) -> Path:
+        return self.dir / f"{digest}.npy"
+
+    def get(self, digest: str) -> np.ndarray | None:
+        path = self.entry_path(digest)
+        if not path.exists():
+            return None
+        array = load_array(path, self.shape)
+        if array is None:  # truncated or corrupt: forget it, it will be recomputed
+            path.unlink(missing_ok=True)
+        return array
+
+    def put(self, digest: str, array: np.ndarray) -> bool:
+        return save_array(self.entry_path(digest), array)
+
+    def corpus_path(self, digests) -> Path:
+        blob = "\n".join(digests).encode()
+        return self.dir / f"corpus-{hashlib.blake2b(blob, digest_size=16).hexdigest()}.npy"
+
+    def get_corpus(self, digests) -> np.ndarray | None:
+        path = self.corpus_path(digests)
+        if not path.exists():
+            return None
+        array = load_array(path, (len(digests), *self.shape))
+        if array is None:
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            os.utime(path)  # most recently used
+        except OSError:
+            pass
+        return array
+
+    def put_corpus(self, digests, array: np.ndarray) -> None:
+        if len(digests) < CORPUS_MIN_CLIPS:
+            return
+        if save_array(self.corpus_path(digests), array):
+            corpora = sorted(self.dir.glob("corpus-*.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in corpora[CORPUS_KEEP:]:
+                old.unlink(missing_ok=True)
+
+
+def clear_cache(spec=None) -> int:
+    """Delete the cached features of ``spec`` (or of every spec); returns files removed.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    root = features_root()
+    target = root / spec.key() if spec is not None else root
+    if not target.exists():
+        return 0
+    count = sum(1 for p in target.rglob("*") if p.is_file())
+    shutil.rmtree(target, ignore_errors=True)
+    return count
+
+
+# ============================================================================ workers
+def _work(items, spec, plan, store_dir):
+    """Extract ``items`` = [(position, path, digest)] in one process; store each result.
+
+    Returns [(position, array or None, (path, reason, hint) or None)]. Errors travel as
+    tuples because AudioError's constructor does not survive pickling.
+    """
+    from . import features
+
+    features._seed_plan(spec, plan)
+    out = []
+    for position, path, digest in items:
+        try:
+            array = features.extract_file(path, spec)
+        except AudioError as error:
+            out.append((position, None, (error.path, error.reason, error.hint)))
+            continue
+        if store_dir is not None and digest is not None:
+            save_array(Path(store_dir) / f"{digest}.npy", array)
+        out.append((position, array, None))
+    return out
+
+
+def _resolve_jobs(n_jobs) -> int:
+    if n_jobs is None:
+        return default_n_jobs()
+    n_jobs = int(n_jobs)
+    if n_jobs < 0:  # joblib's convention: -1 = every core
+        n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
+    return max(1, n_jobs)
+
+
+#: Environment of the worker processes: one thread each for any numeric library.
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+_EXECUTOR = None
+
+
+def _executor(n_jobs: int):
+    """joblib's reusable loky executor with ``n_jobs`` workers (started or reused)."""
+    global _EXECUTOR
+    from joblib.externals.loky import get_reusable_executor
+
+    _EXECUTOR = get_reusable_executor(max_workers=n_jobs, env=_WORKER_ENV)
+    return _EXECUTOR
+
+
+def _ping(delay: float) -> int:
+    import scipy.fft  # noqa: F401  (what extraction imports, loaded ahead of the work)
+    import soundfile  # noqa: F401
+
+    from . import features  # noqa: F401
+
+    time.sleep(delay)
+    return os.getpid()
+
+
+def start_workers(n_jobs: int | None = None) -> int:
+    """Start the worker processes of :func:`~serlib.features.extract_corpus` ahead of time.
+
+    Each worker process takes about a second to start (it imports numpy, scipy.fft and
+    soundfile); they then stay up between calls (joblib's reusable executor, shut down
+    after some idle minutes). Calling this early – say while a notebook loads its data
+    index – hides that start-up. Returns the number of workers. Explained in the chapter
+    "Features and augmentation".
+    """
+    n_jobs = _resolve_jobs(n_jobs)
+    if n_jobs > 1:
+        executor = _executor(n_jobs)
+        list(executor.map(_ping, [0.2] * n_jobs))
+    return n_jobs
+
+
+def stop_workers() -> None:
+    """Shut the worker processes down now (they also stop by themselves when idle).
+
+    Explained in the chapter "Features and augmentation".
+    """
+    global _EXECUTOR
+    if _EXECUTOR is not None:
+        _EXECUTOR.shutdown(wait=True)
+        _EXECUTOR = None
+
+
+def _run(todo, spec, store_dir, n_jobs: int, progress: bool, stop_on_error: bool):
+    """Yield (position, array, error) for every item of ``todo``, in completion order.
+
+    Few clips (or ``n_jobs == 1``): in this process. Otherwise the clips go in chunks to
+    ``n_jobs`` loky worker processes (joblib's reusable executor, kept alive between calls),
+    and while those start up – a second or more per process: each imports numpy, scipy.fft
+    and soundfile – this process works through the chunks from the *end* of the list,
+    taking each only if no worker has started it. So a cold pool never makes a call slower
+    than working alone, and a warm one gets all the help it can.
+    """
+    from tqdm import tqdm
+
+    from . import features
+
+    plan = features._plan(spec)  # built here once; workers never import librosa
+    bar = tqdm(total=len(todo), unit="clip", desc=f"features {spec.kind}", disable=not progress,
+               leave=False, mininterval=0.5)
+    try:
+        if n_jobs == 1 or len(todo) < PARALLEL_MIN_CLIPS:
+            for item in todo:
+                for result in _work([item], spec, plan, store_dir):
+                    bar.update(1)
+                    yield result
+                    if stop_on_error and result[2] is not None:
+                        return
+            return
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        size = max(1, min(CHUNK_MAX, math.ceil(len(todo) / (8 * n_jobs))))
+        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        executor = _executor(n_jobs)
+        futures = [executor.submit(_work, chunk, spec, plan, store_dir) for chunk in chunks]
+        pending = set(futures)
+
+        def finished(block: bool):
+            done, _ = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.discard(future)
+                yield future.result()
+
+        try:
+            for k in range(len(chunks) - 1, -1, -1):  # help from the back while workers take the front
+                if not futures[k].cancel():
+                    break
+                pending.discard(futures[k])
+                outputs = [_work(chunks[k], spec, plan, store_dir)]
+                outputs.extend(finished(block=False))
+                for chunk_results in outputs:
+                    bar.update(len(chunk_results))
+                    for result in chunk_results:
+                        yield result
+                        if stop_on_error and result[2] is not None:
+                            return
+            while pending:
+                for chunk_results in finished(block=True):
+                    bar.update(len(chunk_results))
+                    for result in chunk_results:
+                        yield result
+                        if stop_on_error and result[2] is not None:
+                            return
+        finally:
+            for future in pending:  # stopping early (error, interrupt): drop what has not started
+                future.cancel()
+    finally:
+        bar.close()
+
+
+def _as_paths(paths) -> list:
+    if hasattr(paths, "columns") and "path" in getattr(paths, "columns", ()):
+        paths = paths["path"]
+    if isinstance(paths, (str, os.PathLike)):
+        raise SerlibError(f"{paths}: extract_corpus takes a list of files; use extract_file for one file")
+    return [str(p) for p in paths]
+
+
+def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True, errors="raise",
+                          return_kept=False):
+    """The implementation of :func:`serlib.features.extract_corpus` (see its docstring).
+
+    Explained in the chapter "Features and augmentation".
+    """
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    if not spec.fixed:
+        raise SerlibError(f"feature kind {spec.kind!r} with n_frames=None gives clips of different lengths, "
+                          "which cannot be stacked; set n_frames (spec.replace(n_frames=...)) or call "
+                          "extract_file per clip")
+    paths = _as_paths(paths)
+    shape = tuple(spec.shape)
+    n_jobs = _resolve_jobs(n_jobs)
+    failures: dict[int, AudioError] = {}
+    digests: list[str | None] = [None] * len(paths)
+    known: dict = {}  # key_of(position) -> array (None: failed)
+    store = None
+
+    def key_of(i):  # clips are identified by content with a cache, by position without
+        return digests[i] if cache else i
+
+    if cache:
+        store = FeatureStore(spec)
+        index = ContentIndex()
+        try:
+            for i, path in enumerate(paths):
+                try:
+                    digests[i] = index.lookup(path)
+                except AudioError as error:
+                    if errors == "raise":
+                        raise
+                    failures[i] = error
+        finally:
+            index.save()
+        if not failures and paths:
+            stacked = store.get_corpus(digests)
+            if stacked is not None:
+                return (stacked, np.arange(len(paths))) if return_kept else stacked
+
+    todo, pending = [], set()
+    for i, path in enumerate(paths):
+        if i in failures:
+            continue
+        key = key_of(i)
+        if key in known or key in pending:  # a byte-identical file seen before: computed once
+            continue
+        array = store.get(key) if cache else None
+        if array is not None:
+            known[key] = array
+        else:
+            pending.add(key)
+            todo.append((i, path, digests[i]))
+
+    store_dir = str(store.dir) if store is not None else None
+    for position, array, error in _run(todo, spec, store_dir, n_jobs, progress, errors == "raise"):
+        key = key_of(position)
+        if error is not None:
+            failure = AudioError(*error)
+            if errors == "raise":
+                raise failure
+            failures[position] = failure
+            known[key] = None
+        else:
+            known[key] = array
+
+    for i in range(len(paths)):  # duplicates of a file that failed fail with it
+        if i not in failures and known.get(key_of(i)) is None:
+            failures[i] = next(failures[j] for j in failures if key_of(j) == key_of(i))
+    kept = [i for i in range(len(paths)) if i not in failures]
+    for i in sorted(failures):
+        warnings.warn(f"extract_corpus skipped {failures[i]}", RuntimeWarning, stacklevel=3)
+
+    X = np.empty((len(kept), *shape), dtype=np.float32)
+    for row, i in enumerate(kept):
+        X[row] = known[key_of(i)]
+    if cache and not failures and len(kept):
+        store.put_corpus(digests, X)
+    return (X, np.asarray(kept, dtype=np.int64)) if return_kept else X
