@@ -30,6 +30,7 @@ import math
 import os
 import secrets
 import shutil
+import stat
 import time
 import warnings
 from pathlib import Path
@@ -154,7 +155,7 @@ class ContentIndex:
         key = os.path.abspath(path)
         try:
             st = os.stat(key)
-            if not os.path.isfile(key):
+            if not stat.S_ISREG(st.st_mode):
                 raise IsADirectoryError(key)
         except OSError as error:
             raise _file_error(path, error) from None
@@ -303,9 +304,24 @@ def _work(items, spec, plan, store_dir):
     return out
 
 
+def _idle_cores() -> float | None:
+    """Cores not busy with other work: core count minus the 1-minute load average (Unix)."""
+    try:
+        return (os.cpu_count() or 1) - os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _resolve_jobs(n_jobs) -> int:
+    """Worker processes to use. ``None`` means automatic: ``SERLIB_N_JOBS`` if set, else every
+    core that is idle (plus this process's own), so a machine already busy with other jobs
+    is not handed extra processes whose start-up would cost more than they return."""
     if n_jobs is None:
-        return default_n_jobs()
+        if os.environ.get("SERLIB_N_JOBS"):
+            return default_n_jobs()
+        idle = _idle_cores()
+        limit = default_n_jobs()
+        return limit if idle is None else max(1, min(limit, int(idle + 1.5)))
     n_jobs = int(n_jobs)
     if n_jobs < 0:  # joblib's convention: -1 = every core
         n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
@@ -440,6 +456,12 @@ def _as_paths(paths) -> list:
     return [str(p) for p in paths]
 
 
+#: What the latest :func:`extract_corpus_cached` call did: ``clips``, ``computed``,
+#: ``from_cache``, ``consolidated`` (one array load), ``workers`` (worker processes that
+#: helped; 0: this process alone) and ``seconds``. The book prints it; benchmarks record it.
+LAST_RUN: dict = {}
+
+
 def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True, errors="raise",
                           return_kept=False):
     """The implementation of :func:`serlib.features.extract_corpus` (see its docstring).
@@ -452,9 +474,12 @@ def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True
         raise SerlibError(f"feature kind {spec.kind!r} with n_frames=None gives clips of different lengths, "
                           "which cannot be stacked; set n_frames (spec.replace(n_frames=...)) or call "
                           "extract_file per clip")
+    started = time.perf_counter()
     paths = _as_paths(paths)
     shape = tuple(spec.shape)
     n_jobs = _resolve_jobs(n_jobs)
+    LAST_RUN.clear()
+    LAST_RUN.update(clips=len(paths), computed=0, from_cache=0, workers=0, consolidated=False, seconds=0.0)
     failures: dict[int, AudioError] = {}
     digests: list[str | None] = [None] * len(paths)
     known: dict = {}  # key_of(position) -> array (None: failed)
@@ -479,6 +504,7 @@ def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True
         if not failures and paths:
             stacked = store.get_corpus(digests)
             if stacked is not None:
+                LAST_RUN.update(from_cache=len(paths), consolidated=True, seconds=time.perf_counter() - started)
                 return (stacked, np.arange(len(paths))) if return_kept else stacked
 
     todo, pending = [], set()
@@ -496,6 +522,8 @@ def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True
             todo.append((i, path, digests[i]))
 
     store_dir = str(store.dir) if store is not None else None
+    parallel = n_jobs > 1 and len(todo) >= PARALLEL_MIN_CLIPS
+    LAST_RUN.update(computed=len(todo), from_cache=len(known), workers=n_jobs if parallel else 0)
     for position, array, error in _run(todo, spec, store_dir, n_jobs, progress, errors == "raise"):
         key = key_of(position)
         if error is not None:
@@ -519,4 +547,5 @@ def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True
         X[row] = known[key_of(i)]
     if cache and not failures and len(kept):
         store.put_corpus(digests, X)
+    LAST_RUN["seconds"] = time.perf_counter() - started
     return (X, np.asarray(kept, dtype=np.int64)) if return_kept else X

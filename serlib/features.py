@@ -506,8 +506,10 @@ def extract_corpus(paths, spec: FeatureSpec, *, n_jobs: int | None = None, cache
     """Features of many files stacked into one ``float32`` array ``(n_clips, *spec.shape)``.
 
     ``paths``: file paths (or an index DataFrame with a ``path`` column), in the order of
-    the result rows. Work is spread over ``n_jobs`` processes (default
-    :func:`serlib.config.n_jobs`) with a progress bar, and every clip's features are
+    the result rows. Work is spread over ``n_jobs`` worker processes with a progress bar
+    (default ``None``: ``SERLIB_N_JOBS`` if set, else the idle cores – on a machine already
+    busy with other work extra processes cost more to start than they return; fewer than
+    200 clips are always done in this process), and every clip's features are
     cached under ``cache_dir()/features/<spec.key()>/`` keyed by a hash of the file's
     *bytes*, so renamed or duplicated files hit the cache and edited ones do not; a second
     call with the same files loads one consolidated array (see :mod:`serlib.feature_cache`).

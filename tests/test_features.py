@@ -278,9 +278,11 @@ def test_second_run_is_served_from_the_cache(wav_files, cache_root, counting):
     assert len([p for p in folder.glob("*.npy") if not p.name.startswith("corpus-")]) == 20
     assert json.loads((folder / "meta.json").read_text())["spec"] == SMALL.to_dict()
 
+    assert feature_cache.LAST_RUN["computed"] == 20 and feature_cache.LAST_RUN["workers"] == 0
     counting.clear()
     np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert counting == []                                      # the consolidated array
+    assert feature_cache.LAST_RUN["consolidated"] and feature_cache.LAST_RUN["from_cache"] == 20
     for corpus in folder.glob("corpus-*.npy"):
         corpus.unlink()
     np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
@@ -378,6 +380,17 @@ def test_unreadable_and_missing_files(wav_files, cache_root, tmp_path):
         F.extract_corpus([broken], SMALL, n_jobs=1, progress=False, cache=False)
     with pytest.raises(ValueError, match="errors"):
         F.extract_corpus(paths, SMALL, errors="ignore")
+
+
+def test_automatic_worker_count_follows_idle_cores(monkeypatch):
+    monkeypatch.delenv("SERLIB_N_JOBS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    for load, workers in [(0.1, 4), (1.0, 4), (2.2, 3), (3.4, 2), (9.0, 1)]:
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert feature_cache._resolve_jobs(None) == workers, load
+    monkeypatch.setenv("SERLIB_N_JOBS", "3")                     # an explicit setting wins
+    assert feature_cache._resolve_jobs(None) == 3
+    assert feature_cache._resolve_jobs(2) == 2 and feature_cache._resolve_jobs(-1) == 4
 
 
 def test_unfixed_spec_cannot_be_stacked(wav_files):

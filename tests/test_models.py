@@ -85,7 +85,8 @@ def test_entry_is_complete_and_consistent(name):
     # the entry's input is what its FeatureSpec produces (time-major, no channel axis)
     spec = e.features
     expected = {"mfcc": (spec.n_frames, spec.n_mfcc), "mfcc_band_mean": (spec.n_frames,),
-                "mfcc_mean": (spec.n_mfcc,), "frames162": (spec.n_frames, 162)}[spec.kind]
+                "mfcc_mean": (spec.n_mfcc,), "frames162": (spec.n_frames, 162),
+                "logmel": (spec.n_frames, spec.n_mels), "mfcc_deltas": (spec.n_frames, 3 * spec.n_mfcc)}[spec.kind]
     assert e.input_shape == expected
     if hasattr(type(spec), "shape"):
         assert tuple(spec.shape) == e.input_shape

@@ -33,6 +33,10 @@ REPORTS = ("000", "001", "002", "003", "004", "serlib")
 TASKS = ("emotion", "gender")
 CORPORA = ("speech", "song", "speech+song")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+#: Learning-rate schedules an entry may ask for (``None``: constant ``learning_rate``).
+#: "cosine": linear warm-up from lr/10 to lr over the first 10 % of the training steps,
+#: then cosine decay to lr/100 (:func:`make_optimizer` needs the number of steps).
+LR_SCHEDULES = (None, "cosine")
 GENDERS = ("female", "male")
 #: The six emotions RAVDESS song has (and report 003 used for speech too).
 SIX_EMOTIONS = tuple(EMOTIONS[:6])
@@ -105,6 +109,8 @@ class ModelEntry:
     aliases: tuple = ()
     #: Standardise features with mean/std of the TRAINING clips (serlib.training stores them in run.json).
     normalize: bool = False
+    #: Learning-rate schedule over the whole training run (see :data:`LR_SCHEDULES`).
+    lr_schedule: str | None = None
 
     def __post_init__(self):
         def bad(what):
@@ -120,6 +126,8 @@ class ModelEntry:
             bad(f"task must be one of {', '.join(TASKS)}")
         if self.corpus not in CORPORA:
             bad(f"corpus must be one of {', '.join(CORPORA)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            bad(f"lr_schedule must be one of {', '.join(map(str, LR_SCHEDULES))}")
         if self.optimizer not in OPTIMIZERS:
             bad(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if not isinstance(self.features, FeatureSpec):
@@ -258,17 +266,26 @@ def aliases() -> dict[str, str]:
     return dict(_ALIASES)
 
 
-def make_optimizer(entry):
+def make_optimizer(entry, total_steps: int | None = None):
     """A fresh Keras optimizer for ``entry`` (a :class:`ModelEntry` or a name).
 
-    Explained in the chapter "The comparison".
+    When the entry has an ``lr_schedule`` and ``total_steps`` (epochs x batches per
+    epoch) is given, the learning rate follows that schedule (see :data:`LR_SCHEDULES`);
+    otherwise it stays at ``entry.learning_rate``. Explained in the chapter "The comparison".
     """
     import keras
 
     entry = get_model(entry)
     classes = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
                "sgd": keras.optimizers.SGD}
-    return classes[entry.optimizer](learning_rate=entry.learning_rate)
+    learning_rate = entry.learning_rate
+    if entry.lr_schedule == "cosine" and total_steps:
+        total = max(2, int(total_steps))
+        warmup = max(1, total // 10)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            entry.learning_rate / 10, decay_steps=total - warmup, alpha=0.01,
+            warmup_target=entry.learning_rate, warmup_steps=warmup)
+    return classes[entry.optimizer](learning_rate=learning_rate)
 
 
 def _build_raw(entry: ModelEntry, input_shape, n_classes):
@@ -283,18 +300,19 @@ def _build_raw(entry: ModelEntry, input_shape, n_classes):
     return model
 
 
-def build_model(name: str, input_shape=None, n_classes: int | None = None):
+def build_model(name: str, input_shape=None, n_classes: int | None = None, *, total_steps: int | None = None):
     """Build and compile the registered model ``name``.
 
     ``input_shape`` defaults to the entry's reference shape (the per-clip feature shape,
     no batch or channel axis), ``n_classes`` to ``len(entry.labels)``. Compiled with the
     entry's optimizer and learning rate, sparse categorical cross-entropy (the reports'
-    categorical cross-entropy, on integer labels) and accuracy. Explained in the chapter
-    "The comparison".
+    categorical cross-entropy, on integer labels) and accuracy. ``total_steps`` (the
+    training steps fit will run) switches on the entry's ``lr_schedule``, if it has one.
+    Explained in the chapter "The comparison".
     """
     entry = get_model(name)
     model = _build_raw(entry, input_shape, n_classes)
-    model.compile(optimizer=make_optimizer(entry), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=make_optimizer(entry, total_steps), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
 

@@ -1,0 +1,188 @@
+"""Cross-validate serlib's recommended model from scratch: features, training, scores, time.
+
+What it measures, on RAVDESS actors 01-20 (``--data``, ``$SERLIB_DATA_DIR`` or
+``../shared/data/ravdess``):
+
+* the model's features for every clip, extracted from scratch into an empty cache
+  (wall-clock and CPU seconds);
+* actor-wise 5-fold cross-validation (``serlib.splits.actor_kfold(k=5, seed=0,
+  n_val_actors=0)``: every fold tests two men and two women never heard in training and
+  trains on the other 16 actors with the entry's default settings through
+  ``serlib.training.fit_split``, the same code ``serlib train recommended`` runs);
+* per fold: UAR, accuracy, macro-F1, training wall-clock and CPU seconds;
+* mean ± std (sample std, ddof=1) over the folds, and whether features + one training
+  stay within the 10-minute budget on this CPU.
+
+No fold's test actors are used for anything but scoring: there is no validation set
+(the entry trains a fixed number of epochs), and normalisation is per clip.
+
+Usage::
+
+    python benchmarks/recommended.py                     # full run (about 10-20 min on 2 cores)
+    python benchmarks/recommended.py --folds 0,1         # some folds only
+    python benchmarks/recommended.py --quick             # smoke test (2 short epochs)
+
+Writes ``benchmarks/results/recommended.json`` (``--out``)::
+
+    {"model": "serlib_logmel_cnn_attn", "protocol": "...", "settings": {...},
+     "features": {"seconds": 31.0, "cpu_seconds": 30.2, "n_clips": 1200, "shape": [256, 64]},
+     "folds": [{"fold": 0, "test_actors": [...], "uar": .., "accuracy": .., "f1_macro": ..,
+                "n": 240, "confusion": [[..]], "training_seconds": .., "cpu_seconds": ..,
+                "epochs": 40, "params": ..}, ...],
+     "summary": {"uar_mean": .., "uar_std": .., "accuracy_mean": .., "accuracy_std": ..,
+                 "f1_macro_mean": .., "f1_macro_std": .., "train_seconds_max": ..,
+                 "features_plus_training_seconds": .., "within_budget": true},
+     "machine": {...}, "created": "..."}
+
+Explained in the chapter "Beyond the reports".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+BUDGET_SECONDS = 600.0
+
+
+def _data_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg).expanduser()
+    env = os.environ.get("SERLIB_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    from serlib.config import shared_data_root
+
+    root = shared_data_root()
+    if root is None or not (root / "ravdess").is_dir():
+        sys.exit("no RAVDESS folder found: pass --data DIR or set SERLIB_DATA_DIR")
+    return root / "ravdess"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _write(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="RAVDESS speech folder (actors 01-20)")
+    parser.add_argument("--model", default="recommended", help="registered model (default: recommended)")
+    parser.add_argument("--folds", help="comma-separated 0-based folds to run (default: all 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="2 short epochs per fold (smoke test)")
+    parser.add_argument("--keep-cache", action="store_true",
+                        help="reuse $SERLIB_CACHE_DIR features instead of extracting from scratch")
+    parser.add_argument("--out", default=str(HERE / "results" / "recommended.json"))
+    args = parser.parse_args(argv)
+
+    scratch = None
+    if not args.keep_cache:  # time the features from scratch, in a throw-away cache
+        scratch = tempfile.TemporaryDirectory(prefix="serlib-bench-")
+        os.environ["SERLIB_CACHE_DIR"] = scratch.name
+
+    import keras
+
+    from serlib.models import get_model
+    from serlib.splits import actor_kfold
+    from serlib.training import fit_split, prepare_data
+
+    data = _data_dir(args.data)
+    entry = get_model(args.model)
+    print(f"{entry.name} (alias {', '.join(entry.aliases) or '-'}): {entry.input_text}; "
+          f"{entry.epochs} epochs, batch {entry.batch_size}, {entry.optimizer} lr {entry.learning_rate}"
+          f"{' ' + entry.lr_schedule if entry.lr_schedule else ''}", flush=True)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    prep = prepare_data(entry.name, data, verbose=0)
+    features = {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
+                "n_clips": int(len(prep.X)), "shape": list(prep.X.shape[1:]), "spec": prep.spec.to_dict(),
+                "from_scratch": not args.keep_cache}
+    print(f"features: {features['n_clips']} clips -> {tuple(features['shape'])} in {features['seconds']:.1f} s "
+          f"(CPU {features['cpu_seconds']:.1f} s){'' if args.keep_cache else ', from scratch'}", flush=True)
+    if prep.data.get("synthetic"):
+        print("WARNING: SYNTHETIC stand-in data, not RAVDESS: these numbers mean nothing", flush=True)
+
+    splits = actor_kfold(prep.index, k=5, seed=args.seed, n_val_actors=0)
+    wanted = range(len(splits)) if not args.folds else [int(f) for f in args.folds.split(",")]
+    folds = []
+    header = f"{'fold':>4}  {'test actors':<14} {'UAR':>6} {'acc':>6} {'F1':>6} {'train s':>8} {'CPU s':>7}"
+    print(header + "\n" + "-" * len(header), flush=True)
+    for i in wanted:
+        split = splits[i]
+        wall, cpu = time.perf_counter(), time.process_time()
+        run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0)
+        seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+        m = run.metrics
+        actors = sorted(int(a) for a in prep.index["actor"].iloc[split.test].unique())
+        folds.append({"fold": i, "test_actors": actors, "uar": m["uar"], "accuracy": m["accuracy"],
+                      "f1_macro": m["f1_macro"], "n": m["n"], "labels": m["labels"], "confusion": m["confusion"],
+                      "training_seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
+                      "epochs": run.info["epochs_run"], "params": run.info["params"], "seed": args.seed + i})
+        print(f"{i:>4}  {','.join(f'{a:02d}' for a in actors):<14} {m['uar']:6.3f} {m['accuracy']:6.3f} "
+              f"{m['f1_macro']:6.3f} {seconds:8.1f} {cpu_seconds:7.1f}", flush=True)
+        run.model = None
+        keras.backend.clear_session()
+
+    summary = {}
+    for key in ("uar", "accuracy", "f1_macro"):
+        summary[f"{key}_mean"], summary[f"{key}_std"] = _mean_std([f[key] for f in folds])
+    summary["train_seconds_max"] = max(f["training_seconds"] for f in folds)
+    summary["train_cpu_seconds_max"] = max(f["cpu_seconds"] for f in folds)
+    summary["features_plus_training_seconds"] = round(features["seconds"] + summary["train_seconds_max"], 1)
+    summary["within_budget"] = summary["features_plus_training_seconds"] <= BUDGET_SECONDS
+    print("-" * len(header))
+    print(f"mean ± std over {len(folds)} folds: UAR {summary['uar_mean']:.3f} ± {summary['uar_std']:.3f}, "
+          f"accuracy {summary['accuracy_mean']:.3f} ± {summary['accuracy_std']:.3f}, "
+          f"macro-F1 {summary['f1_macro_mean']:.3f} ± {summary['f1_macro_std']:.3f}")
+    print(f"features + slowest training: {summary['features_plus_training_seconds']:.0f} s "
+          f"(budget {BUDGET_SECONDS:.0f} s: {'within' if summary['within_budget'] else 'OVER'})")
+
+    payload = {
+        "model": entry.name, "aliases": list(entry.aliases),
+        "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
+        "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
+                     "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,
+                     "quick": bool(args.quick), "seed": args.seed, "folds": list(wanted)},
+        "data": {k: prep.data.get(k) for k in ("path", "source", "synthetic", "n_clips", "n_actors")},
+        "features": features, "folds": folds, "summary": summary,
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "backend": keras.backend.backend(),
+                    "keras": keras.__version__, "load_average": list(os.getloadavg())},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    out = Path(args.out)
+    _write(out, payload)
+    print(f"wrote {out}")
+    if scratch is not None:
+        scratch.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

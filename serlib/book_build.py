@@ -1,0 +1,95 @@
+"""Build the book's HTML, executing every chapter, and fail on any execution error.
+
+``python -m serlib.book_build`` (what ``make book`` runs) calls::
+
+    jupyter-book build <root> --all --warningiserror --keep-going
+
+with ``SERLIB_QUICK`` as set in the environment (``--full`` sets it to 0, ``--quick``
+to 1), then checks the result: a non-zero exit status from Jupyter Book, an execution
+report in ``_build/html/reports/`` or a rendered traceback in any page makes the build
+fail, so a broken chapter can never be published. Explained in the chapter "Introduction".
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_JB = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+#: Signs of an execution error in a built page (a rendered traceback or error output).
+ERROR_MARKERS = (re.compile(r'class="[^"]*\boutput\b[^"]*\b(?:error|traceback)\b'),
+                 re.compile(r"Traceback \(most recent call last\)"))
+
+
+def repo_root() -> Path:
+    """The folder holding ``_config.yml`` and ``_toc.yml`` (the serlib checkout)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (Path.cwd(), here):
+        if (candidate / "_toc.yml").is_file() and (candidate / "_config.yml").is_file():
+            return candidate
+    return here
+
+
+def find_execution_errors(html_dir: Path) -> list[str]:
+    """One line per problem found in a built book: execution reports and rendered tracebacks."""
+    html_dir = Path(html_dir)
+    problems = []
+    reports = html_dir / "reports"
+    if reports.is_dir():
+        for log in sorted(reports.glob("*.log")):
+            problems.append(f"{log}: execution failed (see this log)")
+    for page in sorted(html_dir.rglob("*.html")):
+        if "_static" in page.parts or "reports" in page.parts:
+            continue
+        text = page.read_text(encoding="utf-8", errors="replace")
+        for marker in ERROR_MARKERS:
+            if marker.search(text):
+                problems.append(f"{page}: shows an error output ({marker.pattern!r})")
+                break
+    return problems
+
+
+def build(root=None, *, quick: bool | None = None, output: Path | None = None, log=None) -> int:
+    """Run Jupyter Book on ``root`` and check the result; returns a process exit status."""
+    root = Path(root) if root else repo_root()
+    env = dict(os.environ)
+    if quick is not None:
+        env["SERLIB_QUICK"] = "1" if quick else "0"
+    env.setdefault("SERLIB_QUICK", "0")
+    cmd = [sys.executable, "-c", _JB, "build", str(root), "--all", "--warningiserror", "--keep-going"]
+    if output:
+        cmd += ["--path-output", str(output)]
+    print(f"building the book in {root} (SERLIB_QUICK={env['SERLIB_QUICK']}): {' '.join(cmd[3:])}", flush=True)
+    start = time.perf_counter()
+    status = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
+    seconds = time.perf_counter() - start
+    html_dir = (Path(output) if output else root) / "_build" / "html"
+    problems = find_execution_errors(html_dir) if html_dir.is_dir() else [f"{html_dir}: no HTML was built"]
+    for line in problems:
+        print(f"book build: {line}", file=sys.stderr)
+    if status != 0:
+        print(f"book build: jupyter-book exited with status {status} (warnings and execution errors are "
+              "errors; see the log above)", file=sys.stderr)
+    ok = status == 0 and not problems
+    print(f"book build {'succeeded' if ok else 'FAILED'} in {seconds:.0f} s; open {html_dir / 'index.html'}",
+          flush=True)
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serlib.book_build", description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", help="book root (default: the checkout holding _toc.yml)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="SERLIB_QUICK=1: small data, few epochs")
+    mode.add_argument("--full", action="store_true", help="SERLIB_QUICK=0: reproduce the full results")
+    args = parser.parse_args(argv)
+    quick = True if args.quick else False if args.full else None
+    return build(args.root, quick=quick)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
