@@ -1,5 +1,4 @@
 """Tests for serlib.augment: the four perturbations and leakage-proof training-set augmentation."""
-import itertools
 
 import numpy as np
 import pandas as pd
@@ -8,7 +7,7 @@ import pytest
 from serlib.augment import (DEFAULT_RANGES, OPS, add_noise, augment_before_split, augment_training_set,
                             leaked_fraction, measure_snr, pitch_shift, random_augment, shift, time_shift,
                             time_stretch)
-from serlib.datasets.ravdess import parse_name
+from fake_index import ravdess_like_frame
 from serlib.errors import SerlibError
 from serlib.splits import Split, random_split, speaker_split
 
@@ -30,15 +29,8 @@ def peak_frequency(y, sr=SR):
 
 
 def small_index(actors=(1, 2, 3, 4, 5, 6)):
-    rows = []
-    for actor in actors:
-        for emotion, statement in itertools.product((1, 3, 4, 5, 6), (1, 2)):
-            name = f"03-01-{emotion:02d}-01-{statement:02d}-01-{actor:02d}"
-            row = parse_name(name)
-            row["path"] = f"Actor_{actor:02d}/{name}.wav"
-            row["content_id"] = name
-            rows.append(row)
-    return pd.DataFrame(rows)
+    return ravdess_like_frame(actors, emotions=(1, 3, 4, 5, 6), intensities=(1,), repetitions=(1,),
+                              suffix=".wav")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """Tests for serlib.plots: every figure renders headless and is labelled as documented."""
-import itertools
 
 import matplotlib
 
@@ -11,7 +10,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from serlib import plots  # noqa: E402
-from serlib.datasets.ravdess import EMOTIONS, parse_name  # noqa: E402
+from fake_index import ravdess_like_frame  # noqa: E402
+from serlib.datasets.ravdess import EMOTIONS  # noqa: E402
 from serlib.errors import SerlibError  # noqa: E402
 from serlib.metrics import classification_report  # noqa: E402
 from serlib.splits import random_split  # noqa: E402
@@ -33,14 +33,7 @@ def clip():
 
 
 def index_frame(actors=(1, 2, 3, 4)):
-    rows = []
-    for actor in actors:
-        for emotion, intensity, statement in itertools.product(range(1, 9), (1, 2), (1, 2)):
-            if emotion == 1 and intensity == 2:
-                continue
-            name = f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-01-{actor:02d}"
-            rows.append({**parse_name(name), "path": name + ".wav", "content_id": name})
-    return pd.DataFrame(rows)
+    return ravdess_like_frame(actors, repetitions=(1,), suffix=".wav")
 
 
 def test_waveform(clip):

@@ -1,29 +1,13 @@
 """Tests for serlib.splits: random and speaker-independent splits, folds, gender subsets."""
-import itertools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from serlib.datasets.ravdess import parse_name
+from fake_index import ravdess_like_frame
 from serlib.errors import SerlibError
 from serlib.splits import Split, actor_kfold, filter_gender, random_split, speaker_split
-
-
-def ravdess_like_frame(actors=range(1, 21)) -> pd.DataFrame:
-    """An index shaped like index_ravdess' output, from every valid RAVDESS speech name."""
-    rows = []
-    for actor in actors:
-        for emotion, intensity, statement, repetition in itertools.product(range(1, 9), (1, 2), (1, 2), (1, 2)):
-            if emotion == 1 and intensity == 2:
-                continue
-            name = f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}"
-            row = parse_name(name)
-            row["path"] = f"Actor_{actor:02d}/{name}.flac"
-            row["content_id"] = name
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def with_duplicates(df: pd.DataFrame) -> pd.DataFrame:
