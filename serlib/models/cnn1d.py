@@ -139,10 +139,13 @@ _DAS_NOTES = (
 )
 
 
-@register("das2019_model_b", family="cnn1d", report="002", source=_DAS,
-          features=REPORT_SPECS["002"], input_shape=(40,), input_text="40 MFCC means",
-          corpus="speech+song", optimizer="adam", learning_rate=1e-3, batch_size=1, epochs=100,
-          reference_params=4456, notes=_DAS_NOTES + (
+# What Models B-D share: input, corpus and the training settings of report 002.
+_DAS_TRAINING = dict(family="cnn1d", report="002", source=_DAS, features=REPORT_SPECS["002"],
+                     input_shape=(40,), input_text="40 MFCC means", corpus="speech+song",
+                     optimizer="adam", learning_rate=1e-3, batch_size=1, epochs=100)
+
+
+@register("das2019_model_b", **_DAS_TRAINING, reference_params=4456, notes=_DAS_NOTES + (
               "Model_B: Conv1D(8, 3) -> Conv1D(16, 3) -> MaxPool(2) -> Conv1D(32, 3) -> "
               "Conv1D(16, 3) -> MaxPool(2) -> Flatten(112) -> Dense(8), all 'valid' (40->38->36->"
               "18->16->14->7); no dropout (stated).",))
@@ -170,10 +173,7 @@ def build_das_model_b(input_shape, n_classes):
     return keras.Model(inputs, outputs, name="das2019_model_b")
 
 
-@register("das2019_model_c", family="cnn1d", report="002", source=_DAS,
-          features=REPORT_SPECS["002"], input_shape=(40,), input_text="40 MFCC means",
-          corpus="speech+song", optimizer="adam", learning_rate=1e-3, batch_size=1, epochs=100,
-          reference_params=6520, notes=_DAS_NOTES + (
+@register("das2019_model_c", **_DAS_TRAINING, reference_params=6520, notes=_DAS_NOTES + (
               "Model_C: Conv1D(8, 5, 'same') -> Conv1D(16, 5, 'same') -> Dropout -> MaxPool(8) -> "
               "Conv1D(32, 5, 'same') -> Dropout -> Conv1D(16, 5, 'same') -> Flatten(80) -> Dense(8); "
               "40 -> 40 -> 5 -> 5 steps.",
@@ -204,10 +204,7 @@ def build_das_model_c(input_shape, n_classes):
     return keras.Model(inputs, outputs, name="das2019_model_c")
 
 
-@register("das2019_model_d", family="cnn1d", report="002", source=_DAS,
-          features=REPORT_SPECS["002"], input_shape=(40,), input_text="40 MFCC means",
-          corpus="speech+song", optimizer="adam", learning_rate=1e-3, batch_size=1, epochs=100,
-          reference_params=87944, notes=_DAS_NOTES + (
+@register("das2019_model_d", **_DAS_TRAINING, reference_params=87944, notes=_DAS_NOTES + (
               "Model_D: Conv1D(128, 5, 'same') -> Dropout(0.1) -> MaxPool(8) -> Conv1D(128, 5, "
               "'same') -> Dropout(0.1) -> Flatten(640) -> Dense(8); dropout 0.1 (stated).",))
 def build_das_model_d(input_shape, n_classes):
