@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 SERLIB_QUICK ?= 1
 export SERLIB_QUICK
 
-.PHONY: install book book-full test unit notebooks html browser clean
+.PHONY: install book book-full test unit notebooks browser clean
 
 install:
 	$(PIP) install -q -r requirements.txt
@@ -24,6 +24,13 @@ test: install
 
 unit:
 	$(PYTHON) -m pytest tests -m "not book" -q
+
+# The book checks one at a time (all three also run inside `make test`).
+notebooks:
+	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider $$($(PYTHON) tests/browser_check.py --list-notebooks)
+
+browser:
+	$(PYTHON) tests/browser_check.py
 
 clean:
 	rm -rf _build

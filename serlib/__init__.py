@@ -10,4 +10,9 @@ Modules by topic (each names the chapter that explains it):
 - :mod:`serlib.models` – every architecture of the five reports, plus ``recommended``
 - :mod:`serlib.training`, :mod:`serlib.predict`, :mod:`serlib.cli`, :mod:`serlib.plots`
 """
+import os as _os
+
+# TensorFlow prints C++ start-up lines into every notebook unless told otherwise before import.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 __version__ = "0.1.0"

@@ -232,13 +232,15 @@ def plot_history(history, ax=None, *, metrics: Sequence[str] = ("loss", "accurac
         if len(axes) != len(metrics):
             raise SerlibError(f"plot_history: {len(axes)} Axes given for {len(metrics)} metrics ({metrics})")
     best = None
-    if mark_best and "val_loss" in hist and hist["val_loss"]:
-        best = int(np.nanargmin(hist["val_loss"])) + 1
+    val_loss = np.asarray(hist.get("val_loss") or [], dtype=float)
+    if mark_best and np.isfinite(val_loss).any():  # a diverged run (all NaN) has no best epoch
+        best = int(np.nanargmin(val_loss)) + 1
     for axis, metric in zip(axes, metrics):
         key = _metric_key(hist, metric)
         train = hist[key]
         epochs = np.arange(1, len(train) + 1)
         axis.plot(epochs, train, label="train")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         if f"val_{key}" in hist:
             val = hist[f"val_{key}"]
             axis.plot(np.arange(1, len(val) + 1), val, label="validation")

@@ -227,7 +227,7 @@ def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
                   f"{' (SYNTHETIC stand-in, not RAVDESS)' if info.get('synthetic') else ''}; "
                   f"features {spec.kind} ...")
     X = _extract(df["path"], spec, verbose)
-    return PreparedData(model_name=model_name, entry=entry, index=df, X=X, y=y, labels=labels,
+    return PreparedData(model_name=entry.name, entry=entry, index=df, X=X, y=y, labels=labels,
                         spec=spec, task=task, data=info)
 
 
