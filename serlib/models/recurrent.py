@@ -57,7 +57,7 @@ def build_balata_lstm(input_shape, n_classes):
 @register("kalokyris_lstm", family="recurrent", report="001", source="Kalokyris & Katsimpras n.d.",
           features=REPORT_SPECS["001"], input_shape=(223, 20), input_text="223×20 MFCC sequence",
           optimizer="adam", learning_rate=1e-3, batch_size=32, epochs=60,
-          callbacks={"checkpoint": True, "monitor": "val_loss"}, notes=(
+          callbacks={"checkpoint": True, "monitor": "val_loss"}, normalize=True, notes=(
               "Report 001 states: an LSTM with 128 output dimensions, ReLU activation, dropout "
               "20%, softmax; 60 epochs, saving the weights whenever the validation loss improved; "
               "trained on augmented data (noise, time stretch, pitch shift); 44% accuracy.",
@@ -70,6 +70,10 @@ def build_balata_lstm(input_shape, n_classes):
               "512, hop 256) read as 223 steps of 20 coefficients. Optimizer and batch size not "
               "stated: Adam (learning rate 0.001), batch 32. The report gives no year (it cites 2022 "
               "work).",
+              "Inputs standardised per coefficient with training-set statistics (saved with the "
+              "run): on raw MFCCs (c0 near -500) the ReLU LSTM's state grows without bound over "
+              "223 steps and the loss turns NaN within two epochs. The report does not mention "
+              "scaling, but it cannot have trained without some.",
           ))
 def build_kalokyris_lstm(input_shape, n_classes):
     """Kalokyris & Katsimpras's simple LSTM (report 001).

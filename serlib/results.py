@@ -1,0 +1,81 @@
+"""The benchmark results the book reads: ``benchmarks/results/*.json`` as tables.
+
+``benchmarks/models.py`` appends one record per (model, protocol, fold) to
+``models.json``; ``benchmarks/recommended.py`` writes ``recommended.json``. These
+functions turn them into pandas tables: full runs only (``--quick`` smoke tests are
+ignored), real RAVDESS preferred to the synthetic stand-in, and the report's own epoch
+budget preferred to an ``--epochs`` override. They return empty tables when a file is
+absent (e.g. on Colab, where the repository's ``benchmarks/`` folder is not installed).
+
+Explained in the chapter "The comparison".
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+#: Where the benchmark scripts write (override with ``$SERLIB_RESULTS_DIR``).
+RESULTS_DIR = Path(os.environ.get("SERLIB_RESULTS_DIR")
+                   or Path(__file__).resolve().parent.parent / "benchmarks" / "results")
+#: The model benchmark's results file.
+MODELS_FILE = RESULTS_DIR / "models.json"
+#: The recommended model's cross-validation file.
+RECOMMENDED_FILE = RESULTS_DIR / "recommended.json"
+
+
+def benchmark_records(models=None, path=None) -> pd.DataFrame:
+    """The model benchmark's per-fold records, one flattened row each (empty if none).
+
+    Keeps full runs only; for each model, one set of settings: real data before the
+    stand-in, then the largest epoch budget (the report's own, ``settings.epochs`` null,
+    counts as largest). ``models`` restricts to those registry names. Explained in the
+    chapter "The comparison".
+    """
+    path = Path(path) if path is not None else MODELS_FILE
+    if not path.is_file():
+        return pd.DataFrame()
+    records = pd.json_normalize(json.loads(path.read_text())["records"])
+    if records.empty:
+        return records
+    records = records[~records["settings.quick"].astype(bool)]
+    if models is not None:
+        records = records[records["model"].isin(list(models))]
+    if records.empty:
+        return records
+    epochs = records["settings.epochs"].astype(float).fillna(1e9)
+    rank = (~records["data.synthetic"].astype(bool)) * 1e10 + epochs
+    return records[rank == rank.groupby(records["model"]).transform("max")].reset_index(drop=True)
+
+
+def benchmark_table(models=None, path=None) -> pd.DataFrame:
+    """Mean and standard deviation over folds, one row per model and protocol.
+
+    Columns: ``model, protocol, uar, uar_std, accuracy, accuracy_std, folds, params,
+    seconds_per_epoch, epochs, synthetic`` (``epochs`` is NaN for the report's own
+    budget). Explained in the chapter "The comparison".
+    """
+    records = benchmark_records(models, path)
+    if records.empty:
+        return pd.DataFrame()
+    table = records.groupby(["model", "protocol"], sort=False).agg(
+        uar=("uar", "mean"), uar_std=("uar", "std"), accuracy=("accuracy", "mean"),
+        accuracy_std=("accuracy", "std"), folds=("fold", "nunique"), params=("params", "first"),
+        seconds_per_epoch=("seconds_per_epoch", "mean"), epochs=("settings.epochs", "first"),
+        synthetic=("data.synthetic", "any"))
+    return table.reset_index()
+
+
+def recommended_results(path=None) -> dict | None:
+    """The recommended model's cross-validation (``recommended.json``), or ``None``.
+
+    ``None`` too when the file holds only a ``--quick`` smoke test. Explained in the
+    chapter "Beyond the reports".
+    """
+    path = Path(path) if path is not None else RECOMMENDED_FILE
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return None if result.get("settings", {}).get("quick") else result

@@ -1,0 +1,79 @@
+"""serlib.results and serlib.model_pages: benchmark tables and the model chapters' helpers."""
+import json
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from serlib.model_pages import ModelPage
+from serlib.results import benchmark_records, benchmark_table, recommended_results
+
+
+def _record(model, protocol, fold, uar, *, quick=False, synthetic=False, epochs=None):
+    return {"model": model, "protocol": protocol, "fold": fold, "uar": uar, "accuracy": uar + 0.05,
+            "params": 100, "seconds_per_epoch": 1.0,
+            "settings": {"quick": quick, "epochs": epochs},
+            "data": {"synthetic": synthetic}}
+
+
+@pytest.fixture
+def results_file(tmp_path):
+    records = [
+        _record("das2019_model_b", "speaker", 0, 0.30),
+        _record("das2019_model_b", "speaker", 1, 0.40),
+        _record("das2019_model_b", "random", 0, 0.90),
+        _record("das2019_model_b", "speaker", 0, 0.99, quick=True),           # smoke test: ignored
+        _record("das2019_model_b", "speaker", 0, 0.11, epochs=3),             # shorter budget: ignored
+        _record("das2019_model_c", "speaker", 0, 0.77, synthetic=True),       # only stand-in: kept
+    ]
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"schema": 1, "records": records}))
+    return path
+
+
+def test_records_keep_full_real_runs_at_the_reports_budget(results_file):
+    records = benchmark_records(path=results_file)
+    b = records[records["model"] == "das2019_model_b"]
+    assert sorted(b["uar"]) == [0.30, 0.40, 0.90]
+    assert list(benchmark_records(["das2019_model_c"], path=results_file)["uar"]) == [0.77]
+
+
+def test_table_means_and_stds_per_model_and_protocol(results_file):
+    table = benchmark_table(path=results_file).set_index(["model", "protocol"])
+    row = table.loc[("das2019_model_b", "speaker")]
+    assert row["uar"] == pytest.approx(0.35)
+    assert row["uar_std"] == pytest.approx(pd.Series([0.3, 0.4]).std())
+    assert row["folds"] == 2
+    assert bool(table.loc[("das2019_model_c", "speaker"), "synthetic"])
+
+
+def test_missing_files_give_empty_tables(tmp_path):
+    assert benchmark_table(path=tmp_path / "none.json").empty
+    assert recommended_results(tmp_path / "none.json") is None
+    quick = tmp_path / "rec.json"
+    quick.write_text(json.dumps({"settings": {"quick": True}, "folds": []}))
+    assert recommended_results(quick) is None
+
+
+def test_claims_vs_measured_lines_up_claim_run_and_benchmark(results_file):
+    run = SimpleNamespace(metrics={"uar": 0.25, "accuracy": 0.5}, info={"data": {"synthetic": True}})
+    claims = {"das2019_model_b": ("90 %", "random 80/20"), "das2019_model_d": ("80 %", "random")}
+    table = ModelPage.claims_vs_measured(claims, {"das2019_model_b": run}, results_file)
+    b = table.loc["das2019_model_b"]
+    assert b["this page: UAR"] == "25.0% (stand-in)"
+    assert b["benchmark: unseen speakers, UAR"].startswith("35.0% ± 7.1% (2 folds)")
+    assert b["benchmark: report's random split, UAR"].startswith("90.0%")
+    d = table.loc["das2019_model_d"]
+    assert d["this page: UAR"] == "not run" and d["benchmark: unseen speakers, UAR"] == "not measured yet"
+
+
+def test_page_fit_trains_into_a_temporary_folder_that_cleanup_removes(standin_dir, capsys):
+    page = ModelPage(standin_dir)
+    run = page.fit("das2019_model_b", quick=True, seed=0)
+    out = capsys.readouterr().out
+    assert "SYNTHETIC STAND-IN" in out and "UAR" in out
+    assert run.dir.parent == page.run_root and (run.dir / "model.keras").is_file()
+    page.show_entry("das2019_model_b")
+    assert "Das 2019" in capsys.readouterr().out
+    page.cleanup()
+    assert not page.run_root.exists()
