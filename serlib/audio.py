@@ -27,6 +27,9 @@ def _reason(error: Exception) -> str:
     """First line of a decoder's message, without libsndfile's "Error opening '<path>': " prefix."""
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     text = re.sub(r"^Error opening .*?: ", "", text).strip().rstrip(".")
+    if "does not exist or is not a regular file" in text:
+        # libsndfile says this when a decoder (e.g. mpg123) finds no audio in an existing file
+        text = "no audio stream found; the file is damaged or not in the format its name says"
     return text[:1].lower() + text[1:] if text else type(error).__name__
 
 

@@ -317,7 +317,8 @@ def plot_comparison(df, metric: str = "uar", *, label: str = "model", group: str
     if chance is not None:
         ax.axvline(chance * scale, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_yticks(range(len(names)), [str(n) for n in names])
-    ax.invert_yaxis()
+    if not ax.yaxis_inverted():      # axes sharing y with an already drawn comparison are inverted already
+        ax.invert_yaxis()
     pretty = {"uar": "UAR", "accuracy": "Accuracy", "f1_macro": "Macro F1"}.get(metric, metric)
     ax.set_xlabel(f"{pretty} (%)" if percent else pretty)
     if percent:

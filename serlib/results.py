@@ -26,18 +26,46 @@ MODELS_FILE = RESULTS_DIR / "models.json"
 RECOMMENDED_FILE = RESULTS_DIR / "recommended.json"
 
 
-def benchmark_records(models=None, path=None) -> pd.DataFrame:
+def recommended_records(path=None) -> pd.DataFrame:
+    """The folds of ``recommended.json`` as benchmark records (protocol ``speaker``).
+
+    ``benchmarks/recommended.py`` uses the same test actors as the model benchmark
+    (``actor_kfold`` with the same seed) but trains on all 16 other actors, as the model
+    needs no validation actors (fixed epochs). Explained in the chapter "The comparison".
+    """
+    result = recommended_results(None if path is None else path)
+    if not result or not result.get("folds"):
+        return pd.DataFrame()
+    rows = []
+    for fold in result["folds"]:
+        epochs = fold.get("epochs") or result["settings"].get("epochs")
+        rows.append({**fold, "model": result["model"], "protocol": "speaker", "n_folds": len(result["folds"]),
+                     "seconds_per_epoch": fold["training_seconds"] / epochs if epochs else None,
+                     "settings": {"quick": False, "epochs": None, "seed": result["settings"].get("seed"),
+                                  "source": "benchmarks/recommended.py"},
+                     "data": result.get("data", {})})
+    return pd.json_normalize(rows)
+
+
+def benchmark_records(models=None, path=None, *, include_recommended: bool = True) -> pd.DataFrame:
     """The model benchmark's per-fold records, one flattened row each (empty if none).
 
     Keeps full runs only; for each model, one set of settings: real data before the
     stand-in, then the largest epoch budget (the report's own, ``settings.epochs`` null,
-    counts as largest). ``models`` restricts to those registry names. Explained in the
-    chapter "The comparison".
+    counts as largest). ``models`` restricts to those registry names. With
+    ``include_recommended`` the recommended model's cross-validation
+    (:func:`recommended_records`) is added when the results file has no speaker-independent
+    record of it. Explained in the chapter "The comparison".
     """
     path = Path(path) if path is not None else MODELS_FILE
-    if not path.is_file():
-        return pd.DataFrame()
-    records = pd.json_normalize(json.loads(path.read_text())["records"])
+    records = pd.json_normalize(json.loads(path.read_text())["records"]) if path.is_file() else pd.DataFrame()
+    if include_recommended:
+        extra = recommended_records(path.parent / RECOMMENDED_FILE.name)
+        if len(extra):
+            have = (set(records.loc[records["protocol"] == "speaker", "model"])
+                    if len(records) else set())
+            if extra["model"].iloc[0] not in have:
+                records = pd.concat([records, extra], ignore_index=True)
     if records.empty:
         return records
     records = records[~records["settings.quick"].astype(bool)]

@@ -174,3 +174,13 @@ def test_trim_silence_removes_edges():
     y[sr:2 * sr] = 0.3 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr)
     trimmed = trim_silence(y, sr)
     assert abs(len(trimmed) - sr) <= int(0.02 * sr) * 2
+
+
+def test_garbage_mp3_says_no_audio_not_missing_file(tmp_path):
+    path = tmp_path / "song.mp3"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    message = str(info.value)
+    assert "song.mp3" in message and "\n" not in message
+    assert "does not exist" not in message and "no audio stream" in message

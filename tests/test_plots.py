@@ -166,3 +166,15 @@ def test_save_figure_atomic(tmp_path, clip):
     assert path.read_bytes().startswith(PNG)
     assert [p.name for p in path.parent.iterdir()] == ["wave.png"]  # no temporary left behind
     assert not plt.fignum_exists(ax.figure.number)
+
+
+def test_comparisons_on_shared_y_axes_both_read_top_down():
+    import matplotlib.pyplot as plt
+
+    df = {"model": ["a", "b", "c"], "uar": [0.3, 0.5, 0.7]}
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    plots.plot_comparison(df, ax=axes[0])
+    plots.plot_comparison(df, ax=axes[1])
+    for ax in axes:    # first model at the top: y axis inverted exactly once
+        assert ax.yaxis_inverted()
+    plt.close(fig)

@@ -77,3 +77,22 @@ def test_page_fit_trains_into_a_temporary_folder_that_cleanup_removes(standin_di
     assert "Das 2019" in capsys.readouterr().out
     page.cleanup()
     assert not page.run_root.exists()
+
+
+def test_recommended_cross_validation_joins_the_table_unless_the_benchmark_has_it(results_file):
+    rec = {"model": "serlib_logmel_cnn_attn", "settings": {"quick": False, "epochs": 40, "seed": 0},
+           "data": {"synthetic": False},
+           "folds": [{"fold": i, "uar": u, "accuracy": u, "params": 5, "training_seconds": 80.0, "epochs": 40}
+                     for i, u in enumerate((0.5, 0.6))]}
+    (results_file.parent / "recommended.json").write_text(json.dumps(rec))
+    table = benchmark_table(path=results_file).set_index(["model", "protocol"])
+    row = table.loc[("serlib_logmel_cnn_attn", "speaker")]
+    assert row["uar"] == pytest.approx(0.55) and row["seconds_per_epoch"] == pytest.approx(2.0)
+    assert "serlib_logmel_cnn_attn" not in set(
+        benchmark_records(path=results_file, include_recommended=False)["model"])
+    # a benchmark record of the model takes precedence over recommended.json
+    data = json.loads(results_file.read_text())
+    data["records"].append(_record("serlib_logmel_cnn_attn", "speaker", 0, 0.42))
+    results_file.write_text(json.dumps(data))
+    table = benchmark_table(path=results_file).set_index(["model", "protocol"])
+    assert table.loc[("serlib_logmel_cnn_attn", "speaker"), "uar"] == pytest.approx(0.42)
