@@ -226,3 +226,28 @@ def test_checkpoint_keeps_the_best_validation_epoch(standin_dir):
     loss = run.model.evaluate(X_val, y_val, verbose=0, batch_size=256)[0]
     assert loss == pytest.approx(min(run.history["val_loss"]), rel=1e-4)
     assert run.info["best_epoch"] == int(np.argmin(run.history["val_loss"])) + 1
+
+
+def test_balanced_class_weights_make_every_class_count_equally():
+    from serlib.training import balanced_class_weights
+
+    y = np.array([0] * 10 + [1] * 20 + [2] * 20)
+    w = balanced_class_weights(y, 4)
+    totals = [w[k] * np.sum(y == k) for k in range(3)]
+    assert totals == pytest.approx([50 / 3] * 3)     # each present class carries the same total weight
+    assert w[0] == pytest.approx(2 * w[1]) and w[3] == 1.0
+
+
+def test_balanced_entry_records_its_weights_in_the_run(standin_dir):
+    import dataclasses
+
+    from serlib.training import fit_split
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    prep.entry = dataclasses.replace(prep.entry, class_weight="balanced")
+    run = fit_split(prep, default_split(prep.index, seed=0), seed=0, **TINY)
+    weights = run.info["class_weight"]
+    assert set(weights) == set(prep.labels)
+    assert weights["neutral"] > weights["calm"]      # the stand-in, like RAVDESS, has half as many neutral clips
+    with pytest.raises(SerlibError, match="class_weight"):
+        dataclasses.replace(prep.entry, class_weight="inverse")

@@ -20,6 +20,10 @@ reproduces it with the harness's defaults and ``model.keras`` carries it to
    and standard deviation over time, so any clip length works;
 6. :class:`SmoothedSoftmax` adds label smoothing to the harness's cross-entropy.
 
+Tried and not adopted (same folds and seeds): balanced class weights (the
+``class_weight="balanced"`` entry option; ``benchmarks/results/recommended_class_weight.json``)
+lowered the mean UAR, so the plain loss stays.
+
 Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations

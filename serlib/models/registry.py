@@ -111,6 +111,9 @@ class ModelEntry:
     normalize: bool = False
     #: Learning-rate schedule over the whole training run (see :data:`LR_SCHEDULES`).
     lr_schedule: str | None = None
+    #: ``"balanced"``: weight each training clip by n / (classes x clips of its class), so
+    #: every emotion counts equally in the loss, as it does in UAR; ``None``: plain loss.
+    class_weight: str | None = None
 
     def __post_init__(self):
         def bad(what):
@@ -128,6 +131,8 @@ class ModelEntry:
             bad(f"corpus must be one of {', '.join(CORPORA)}")
         if self.lr_schedule not in LR_SCHEDULES:
             bad(f"lr_schedule must be one of {', '.join(map(str, LR_SCHEDULES))}")
+        if self.class_weight not in (None, "balanced"):
+            bad('class_weight must be None or "balanced"')
         if self.optimizer not in OPTIMIZERS:
             bad(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if not isinstance(self.features, FeatureSpec):
