@@ -315,8 +315,9 @@ def build_recommended(input_shape, n_classes, **overrides):
         "harness needs no extra options and prediction uses nothing but the clip.",
         "Fixed epochs with a cosine learning-rate schedule (10 % warm-up), no early "
         "stopping: the validation speakers only monitor training.",
-        "Measured UAR on unseen actors is about 0.57 (actor-wise 5-fold CV; see "
-        "benchmarks/results/recommended.json), below the 0.70 target; listeners reach ~0.67.",
+        "Its UAR on unseen actors (actor-wise 5-fold CV) is in "
+        "benchmarks/results/recommended.json and in the chapter 'Beyond the reports'; it "
+        "falls short of the 0.70 target serlib set for it.",
     ),
 )
 def build_serlib_logmel_cnn_attn(input_shape, n_classes):
