@@ -40,6 +40,7 @@ def recommended_records(path=None) -> pd.DataFrame:
     for fold in result["folds"]:
         epochs = fold.get("epochs") or result["settings"].get("epochs")
         rows.append({**fold, "model": result["model"], "protocol": "speaker", "n_folds": len(result["folds"]),
+                     "epochs_run": epochs,
                      "seconds_per_epoch": fold["training_seconds"] / epochs if epochs else None,
                      "settings": {"quick": False, "epochs": None, "seed": result["settings"].get("seed"),
                                   "source": "benchmarks/recommended.py"},

@@ -82,12 +82,17 @@ def test_page_fit_trains_into_a_temporary_folder_that_cleanup_removes(standin_di
 def test_recommended_cross_validation_joins_the_table_unless_the_benchmark_has_it(results_file):
     rec = {"model": "serlib_logmel_cnn_attn", "settings": {"quick": False, "epochs": 40, "seed": 0},
            "data": {"synthetic": False},
-           "folds": [{"fold": i, "uar": u, "accuracy": u, "params": 5, "training_seconds": 80.0, "epochs": 40}
+           "folds": [{"fold": i, "test_actors": [i + 1, i + 2], "uar": u, "accuracy": u, "params": 5,
+                      "training_seconds": 80.0, "epochs": 40}
                      for i, u in enumerate((0.5, 0.6))]}
     (results_file.parent / "recommended.json").write_text(json.dumps(rec))
     table = benchmark_table(path=results_file).set_index(["model", "protocol"])
     row = table.loc[("serlib_logmel_cnn_attn", "speaker")]
     assert row["uar"] == pytest.approx(0.55) and row["seconds_per_epoch"] == pytest.approx(2.0)
+    # its folds carry the per-fold columns chapter 11 shows for benchmark records
+    folds = benchmark_records(["serlib_logmel_cnn_attn"], path=results_file)
+    assert folds[["fold", "test_actors", "uar", "accuracy", "epochs_run"]].shape == (2, 5)
+    assert list(folds["epochs_run"]) == [40, 40]
     assert "serlib_logmel_cnn_attn" not in set(
         benchmark_records(path=results_file, include_recommended=False)["model"])
     # a benchmark record of the model takes precedence over recommended.json
