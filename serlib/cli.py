@@ -68,31 +68,10 @@ def _cmd_download(args) -> int:
 
 
 def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter (CUDA probing, tf.data notices) off the terminal.
+    """Keep TensorFlow's C++ start-up chatter off the terminal (see :mod:`serlib.quiet_keras`)."""
+    from .quiet_keras import import_keras
 
-    Python exceptions still surface; set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
-    """
-    import os
-    import sys
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "keras" in sys.modules:
-        return
-    # TensorFlow's native start-up lines ("Could not find cuda drivers ...") ignore
-    # TF_CPP_MIN_LOG_LEVEL: silence file descriptor 2 while Keras imports, then restore it.
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                import keras  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    except ImportError:
-        pass          # the command's own import reports it
-    finally:
-        os.close(saved)
+    import_keras()
 
 
 def _cmd_train(args) -> int:

@@ -13,6 +13,10 @@ gender-specific models") and ``recommended`` (serlib's own model, alias ``recomm
 """
 from importlib.util import find_spec as _find_spec
 
+from ..quiet_keras import import_keras as _import_keras
+
+_import_keras()   # before any builder imports keras: no native start-up lines in notebooks
+
 from .registry import (
     FAMILIES,
     ModelEntry,
