@@ -217,6 +217,10 @@ def summarize(records: list, models: list, settings_filter) -> list[dict]:
                "s_per_epoch": float(np.median([r["seconds_per_epoch"] for r in mine if r["seconds_per_epoch"]]))}
         for protocol in PROTOCOLS:
             part = [r for r in mine if r["protocol"] == protocol]
+            # one fold layout per protocol: the run with the most folds (2-fold and 5-fold
+            # runs split the actors differently, so their folds must not be pooled)
+            most = max((r["settings"].get("folds") or 0 for r in part), default=0)
+            part = [r for r in part if (r["settings"].get("folds") or 0) == most]
             for key in ("uar", "accuracy"):
                 values = np.array([r[key] for r in part], dtype=float)
                 row[f"{protocol}_{key}"] = (values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0,
@@ -321,7 +325,7 @@ def main(argv=None) -> int:
     wanted_quick = bool(args.quick)
     rows = summarize(results["records"], models,
                      lambda s: s.get("quick") == wanted_quick and s.get("epochs") == args.epochs
-                     and s.get("folds") == args.folds and s.get("seed") == args.seed)
+                     and s.get("seed") == args.seed)
     print_table(rows)
     return 0
 

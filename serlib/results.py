@@ -53,7 +53,8 @@ def benchmark_records(models=None, path=None, *, include_recommended: bool = Tru
 
     Keeps full runs only; for each model, one set of settings: real data before the
     stand-in, then the largest epoch budget (the report's own, ``settings.epochs`` null,
-    counts as largest). ``models`` restricts to those registry names. With
+    counts as largest), and per protocol only the run with the most folds (folds of a
+    2-fold and a 5-fold run are different splits). ``models`` restricts to those registry names. With
     ``include_recommended`` the recommended model's cross-validation
     (:func:`recommended_records`) is added when the results file has no speaker-independent
     record of it. Explained in the chapter "The comparison".
@@ -76,7 +77,13 @@ def benchmark_records(models=None, path=None, *, include_recommended: bool = Tru
         return records
     epochs = records["settings.epochs"].astype(float).fillna(1e9)
     rank = (~records["data.synthetic"].astype(bool)) * 1e10 + epochs
-    return records[rank == rank.groupby(records["model"]).transform("max")].reset_index(drop=True)
+    records = records[rank == rank.groupby(records["model"]).transform("max")]
+    # one fold layout per model and protocol: a 2-fold and a 5-fold run split the actors
+    # differently, so only the run with the most folds is kept
+    folds = (records["settings.folds"] if "settings.folds" in records else pd.Series(0, index=records.index))
+    folds = folds.astype(float).fillna(0)
+    keep = folds == folds.groupby([records["model"], records["protocol"]]).transform("max")
+    return records[keep].reset_index(drop=True)
 
 
 def benchmark_table(models=None, path=None) -> pd.DataFrame:

@@ -9,10 +9,10 @@ from serlib.model_pages import ModelPage
 from serlib.results import benchmark_records, benchmark_table, recommended_results
 
 
-def _record(model, protocol, fold, uar, *, quick=False, synthetic=False, epochs=None):
+def _record(model, protocol, fold, uar, *, quick=False, synthetic=False, epochs=None, folds=5):
     return {"model": model, "protocol": protocol, "fold": fold, "uar": uar, "accuracy": uar + 0.05,
             "params": 100, "seconds_per_epoch": 1.0,
-            "settings": {"quick": quick, "epochs": epochs},
+            "settings": {"quick": quick, "epochs": epochs, "folds": folds},
             "data": {"synthetic": synthetic}}
 
 
@@ -101,3 +101,17 @@ def test_recommended_cross_validation_joins_the_table_unless_the_benchmark_has_i
     results_file.write_text(json.dumps(data))
     table = benchmark_table(path=results_file).set_index(["model", "protocol"])
     assert table.loc[("serlib_logmel_cnn_attn", "speaker"), "uar"] == pytest.approx(0.42)
+
+
+def test_runs_with_different_fold_counts_are_not_pooled(results_file):
+    data = json.loads(results_file.read_text())
+    # a 2-fold speaker run splits the actors differently: its folds must not join the 5-fold run's
+    data["records"] += [_record("das2019_model_b", "speaker", 0, 0.90, folds=2),
+                        _record("das2019_model_b", "speaker", 1, 0.90, folds=2),
+                        # random repeats counted separately: a 2-repeat run is kept for its protocol
+                        _record("das2019_model_c", "random", 0, 0.60, synthetic=True, folds=2)]
+    results_file.write_text(json.dumps(data))
+    table = benchmark_table(path=results_file).set_index(["model", "protocol"])
+    assert table.loc[("das2019_model_b", "speaker"), "uar"] == pytest.approx(0.35)
+    assert table.loc[("das2019_model_b", "speaker"), "folds"] == 2   # folds 0 and 1 of the 5-fold run
+    assert table.loc[("das2019_model_c", "random"), "uar"] == pytest.approx(0.60)
