@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import SerlibError
+from .quiet_keras import import_keras
 
 
 def _actors(text: str | None):
@@ -67,15 +68,8 @@ def _cmd_download(args) -> int:
     return 0
 
 
-def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter off the terminal (see :mod:`serlib.quiet_keras`)."""
-    from .quiet_keras import import_keras
-
-    import_keras()
-
-
 def _cmd_train(args) -> int:
-    _quiet_tensorflow()
+    import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .runs import check_out_dir
     from .training import train
 
@@ -98,7 +92,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    _quiet_tensorflow()
+    import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .runs import load_run
     from .training import evaluate_run
 
@@ -118,7 +112,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    _quiet_tensorflow()
+    import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .predict import predict_paths
 
     results = predict_paths(args.run_dir, args.paths)
@@ -137,7 +131,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    _quiet_tensorflow()
+    import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .models import describe_models
 
     rows = describe_models()

@@ -54,8 +54,8 @@ def benchmark_records(models=None, path=None, *, include_recommended: bool = Tru
     Keeps full runs only; for each model, one set of settings: real data before the
     stand-in, then the largest epoch budget (the report's own, ``settings.epochs`` null,
     counts as largest), and per protocol only the run with the most folds (folds of a
-    2-fold and a 5-fold run are different splits). ``models`` restricts to those registry names. With
-    ``include_recommended`` the recommended model's cross-validation
+    2-fold and a 5-fold run are different splits). ``models`` restricts to those registry
+    names. With ``include_recommended`` the recommended model's cross-validation
     (:func:`recommended_records`) is added when the results file has no speaker-independent
     record of it. Explained in the chapter "The comparison".
     """
