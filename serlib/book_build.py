@@ -7,7 +7,10 @@
 with ``SERLIB_QUICK`` as set in the environment (``--full`` sets it to 0, ``--quick``
 to 1), then checks the result: a non-zero exit status from Jupyter Book, an execution
 report in ``_build/html/reports/`` or a rendered traceback in any page makes the build
-fail, so a broken chapter can never be published. Explained in the chapter "Introduction".
+fail, so a broken chapter can never be published. In full mode the per-cell time limit
+of ``_config.yml`` (``execute.timeout``, sized for quick mode) is lifted through a
+temporary copy of the configuration (``--config``), because a report's model trained
+for its full 150 epochs on a laptop CPU can take hours in one cell. Explained in the chapter "Introduction".
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +57,17 @@ def find_execution_errors(html_dir: Path) -> list[str]:
     return problems
 
 
+def full_mode_config(root: Path, folder: Path) -> Path:
+    """A copy of ``root/_config.yml`` in ``folder`` with no per-cell execution time limit."""
+    import yaml
+
+    config = yaml.safe_load((Path(root) / "_config.yml").read_text(encoding="utf-8")) or {}
+    config.setdefault("execute", {})["timeout"] = -1
+    path = Path(folder) / "_config.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def build(root=None, *, quick: bool | None = None, output: Path | None = None, log=None) -> int:
     """Run Jupyter Book on ``root`` and check the result; returns a process exit status."""
     root = Path(root) if root else repo_root()
@@ -63,10 +78,16 @@ def build(root=None, *, quick: bool | None = None, output: Path | None = None, l
     cmd = [sys.executable, "-c", _JB, "build", str(root), "--all", "--warningiserror", "--keep-going"]
     if output:
         cmd += ["--path-output", str(output)]
+    scratch = None
+    if env["SERLIB_QUICK"] == "0":
+        scratch = tempfile.TemporaryDirectory(prefix="serlib-book-config-")
+        cmd += ["--config", str(full_mode_config(root, Path(scratch.name)))]
     print(f"building the book in {root} (SERLIB_QUICK={env['SERLIB_QUICK']}): {' '.join(cmd[3:])}", flush=True)
     start = time.perf_counter()
     status = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
     seconds = time.perf_counter() - start
+    if scratch is not None:
+        scratch.cleanup()
     html_dir = (Path(output) if output else root) / "_build" / "html"
     problems = find_execution_errors(html_dir) if html_dir.is_dir() else [f"{html_dir}: no HTML was built"]
     for line in problems:

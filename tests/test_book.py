@@ -173,3 +173,41 @@ def test_an_execution_error_fails_the_build(tmp_path):
     text = (tmp_path / "build.log").read_text()
     assert status != 0
     assert "deliberately broken cell" in text
+
+
+def test_full_mode_config_lifts_only_the_cell_time_limit(tmp_path):
+    import yaml
+
+    path = book_build.full_mode_config(ROOT, tmp_path)
+    original = yaml.safe_load((ROOT / "_config.yml").read_text())
+    copy = yaml.safe_load(path.read_text())
+    assert original["execute"]["timeout"] > 0 and copy["execute"]["timeout"] == -1
+    copy["execute"]["timeout"] = original["execute"]["timeout"]
+    assert copy == original
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_full_mode_build_has_no_cell_time_limit(tmp_path):
+    """A cell slower than _config.yml's timeout fails a quick build and passes a full one."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["execute"]["timeout"] = 2
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "book").mkdir()
+    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    (tmp_path / "book" / "intro.md").write_text("# A book with a slow chapter\n\nSee the next page.\n")
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Slow\n\nThe next cell takes 5 s."},
+                    {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                     "source": "import time\ntime.sleep(5)\nprint('done')"}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 4}
+    (tmp_path / "book" / "slow.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/slow\n")
+    with open(tmp_path / "quick.log", "w") as log:
+        assert book_build.build(tmp_path, quick=True, log=log) != 0
+    shutil.rmtree(tmp_path / "_build")
+    with open(tmp_path / "full.log", "w") as log:
+        assert book_build.build(tmp_path, quick=False, log=log) == 0, (tmp_path / "full.log").read_text()[-2000:]
+    assert "done" in (tmp_path / "_build" / "html" / "book" / "slow.html").read_text()
