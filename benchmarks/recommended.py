@@ -21,6 +21,13 @@ Usage::
     python benchmarks/recommended.py                     # full run (about 10-20 min on 2 cores)
     python benchmarks/recommended.py --folds 0,1         # some folds only
     python benchmarks/recommended.py --quick             # smoke test (2 short epochs)
+    python benchmarks/recommended.py --epochs 120 --set dropout=0.4 --out /tmp/variant.json
+                                                         # a variant: other epochs, builder settings
+
+``--epochs`` and ``--set KEY=VALUE`` (any key of ``serlib.models.recommended.DEFAULTS``,
+comma-separated for tuples) measure a variant of the model under the same folds and seeds;
+the variant is registered under a temporary name and trained by the same harness. The
+variants tried so far and their scores are in ``benchmarks/results/recommended_tuning.json``.
 
 Writes ``benchmarks/results/recommended.json`` (``--out``)::
 
@@ -42,6 +49,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -90,6 +98,49 @@ def _mean_std(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def _parse_setting(text: str) -> tuple[str, object]:
+    """``"channels=64,64"`` -> ``("channels", (64, 64))``; numbers become int or float."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        sys.exit(f"--set {text!r}: write KEY=VALUE, e.g. --set dropout=0.4")
+
+    def number(v):
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                sys.exit(f"--set {text!r}: {v!r} is not a number")
+
+    parts = [number(v) for v in value.split(",")]
+    return key.strip(), tuple(parts) if "," in value else parts[0]
+
+
+def _variant(entry, epochs, settings):
+    """Register ``entry`` with other epochs and builder settings under a temporary name."""
+    from serlib.models import recommended, register_variant
+
+    overrides = dict(_parse_setting(s) for s in settings)
+    if overrides and entry.builder is not recommended.build_serlib_logmel_cnn_attn:
+        sys.exit("--set works for the recommended model only")
+    unknown = sorted(set(overrides) - set(recommended.DEFAULTS))
+    if unknown:
+        sys.exit(f"--set: unknown setting(s) {unknown}; choose from {', '.join(recommended.DEFAULTS)}")
+
+    def builder(input_shape, n_classes):
+        return recommended.build_recommended(input_shape, n_classes, **overrides)
+
+    tag = "_".join(f"{k}{v}" for k, v in overrides.items()) + (f"_e{epochs}" if epochs else "")
+    builder.__qualname__ = f"variant_{tag}"
+    changes = {"builder": builder, "recommended": False} if overrides else {"recommended": False}
+    if epochs:
+        changes["epochs"] = int(epochs)
+    name = re.sub(r"_+", "_", "variant_" + "".join(c if c.isalnum() else "_" for c in tag).lower()).rstrip("_")
+    print(f"variant of {entry.name}: {overrides or 'same builder'}, {epochs or entry.epochs} epochs", flush=True)
+    return register_variant(entry.name, name, **changes)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="RAVDESS speech folder (actors 01-20)")
@@ -99,6 +150,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 short epochs per fold (smoke test)")
     parser.add_argument("--keep-cache", action="store_true",
                         help="reuse $SERLIB_CACHE_DIR features instead of extracting from scratch")
+    parser.add_argument("--epochs", type=int, help="train a variant for this many epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a variant with this builder setting (recommended model only; repeatable)")
     parser.add_argument("--out", default=str(HERE / "results" / "recommended.json"))
     args = parser.parse_args(argv)
 
@@ -115,6 +169,8 @@ def main(argv=None) -> int:
 
     data = _data_dir(args.data)
     entry = get_model(args.model)
+    if args.epochs or args.set:
+        entry = _variant(entry, args.epochs, args.set)
     print(f"{entry.name} (alias {', '.join(entry.aliases) or '-'}): {entry.input_text}; "
           f"{entry.epochs} epochs, batch {entry.batch_size}, {entry.optimizer} lr {entry.learning_rate}"
           f"{' ' + entry.lr_schedule if entry.lr_schedule else ''}", flush=True)
@@ -166,6 +222,8 @@ def main(argv=None) -> int:
 
     payload = {
         "model": entry.name, "aliases": list(entry.aliases),
+        "variant": {"of": args.model, "epochs": args.epochs,
+                    "settings": dict(_parse_setting(x) for x in args.set)} if (args.epochs or args.set) else None,
         "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
         "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,

@@ -1,0 +1,51 @@
+"""benchmarks/recommended.py --epochs/--set: variants of the recommended model for tuning."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from serlib.models import build_model, get_model
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "recommended.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_recommended", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def scratch_registry(monkeypatch):
+    """Variants registered by a test disappear after it (other tests list every model)."""
+    from serlib.models import registry
+
+    for name in ("_REGISTRY", "_ALIASES", "_PARAMS"):
+        monkeypatch.setattr(registry, name, dict(getattr(registry, name)))
+
+
+def test_settings_parse_to_numbers_and_tuples(bench):
+    assert bench._parse_setting("dropout=0.4") == ("dropout", 0.4)
+    assert bench._parse_setting("kernel=3") == ("kernel", 3)
+    assert bench._parse_setting("channels=64,32") == ("channels", (64, 32))
+    for bad in ("dropout", "=3", "dropout=lots"):
+        with pytest.raises(SystemExit):
+            bench._parse_setting(bad)
+
+
+def test_a_variant_is_registered_with_its_settings_and_epochs(bench):
+    base = get_model("recommended")
+    entry = bench._variant(base, 7, ["channels=16,16", "dropout=0.5"])
+    assert entry.name != base.name and entry.epochs == 7 and not entry.recommended and entry.aliases == ()
+    assert get_model("recommended") is base                      # the real entry is untouched
+    model = build_model(entry.name)
+    convs = [layer for layer in model.layers if layer.name.startswith("conv")]
+    assert [layer.filters for layer in convs] == [16, 16]
+    assert [layer.rate for layer in model.layers if layer.name.startswith("dropout")] == [0.5, 0.5]
+
+
+def test_unknown_settings_are_refused(bench):
+    with pytest.raises(SystemExit, match="unknown setting"):
+        bench._variant(get_model("recommended"), None, ["depth=3"])
