@@ -18,7 +18,7 @@ No fold's test actors are used for anything but scoring: there is no validation 
 
 Usage::
 
-    python benchmarks/recommended.py                     # full run (about 10-20 min on 2 cores)
+    python benchmarks/recommended.py                     # full run (about 30 min on 2 cores)
     python benchmarks/recommended.py --folds 0,1         # some folds only
     python benchmarks/recommended.py --quick             # smoke test (2 short epochs)
     python benchmarks/recommended.py --epochs 120 --set dropout=0.4 --out /tmp/variant.json
@@ -117,11 +117,10 @@ def _parse_setting(text: str) -> tuple[str, object]:
     return key.strip(), tuple(parts) if "," in value else parts[0]
 
 
-def _variant(entry, epochs, settings):
-    """Register ``entry`` with other epochs and builder settings under a temporary name."""
+def _variant(entry, epochs, overrides: dict):
+    """Register ``entry`` with other epochs and builder ``overrides`` under a temporary name."""
     from serlib.models import recommended, register_variant
 
-    overrides = dict(_parse_setting(s) for s in settings)
     if overrides and entry.builder is not recommended.build_serlib_logmel_cnn_attn:
         sys.exit("--set works for the recommended model only")
     unknown = sorted(set(overrides) - set(recommended.DEFAULTS))
@@ -169,8 +168,9 @@ def main(argv=None) -> int:
 
     data = _data_dir(args.data)
     entry = get_model(args.model)
-    if args.epochs or args.set:
-        entry = _variant(entry, args.epochs, args.set)
+    overrides = dict(_parse_setting(s) for s in args.set)
+    if args.epochs or overrides:
+        entry = _variant(entry, args.epochs, overrides)
     print(f"{entry.name} (alias {', '.join(entry.aliases) or '-'}): {entry.input_text}; "
           f"{entry.epochs} epochs, batch {entry.batch_size}, {entry.optimizer} lr {entry.learning_rate}"
           f"{' ' + entry.lr_schedule if entry.lr_schedule else ''}", flush=True)
@@ -222,8 +222,8 @@ def main(argv=None) -> int:
 
     payload = {
         "model": entry.name, "aliases": list(entry.aliases),
-        "variant": {"of": args.model, "epochs": args.epochs,
-                    "settings": dict(_parse_setting(x) for x in args.set)} if (args.epochs or args.set) else None,
+        "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides}
+        if (args.epochs or overrides) else None,
         "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
         "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,

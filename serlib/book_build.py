@@ -9,8 +9,9 @@ to 1), then checks the result: a non-zero exit status from Jupyter Book, an exec
 report in ``_build/html/reports/`` or a rendered traceback in any page makes the build
 fail, so a broken chapter can never be published. In full mode the per-cell time limit
 of ``_config.yml`` (``execute.timeout``, sized for quick mode) is lifted through a
-temporary copy of the configuration (``--config``), because a report's model trained
-for its full 150 epochs on a laptop CPU can take hours in one cell. Explained in the chapter "Introduction".
+temporary copy of the configuration (``--config``), because a report's model trained for
+its full 150 epochs on a laptop CPU can take hours in one cell. Explained in the chapter
+"Introduction".
 """
 from __future__ import annotations
 
@@ -78,16 +79,13 @@ def build(root=None, *, quick: bool | None = None, output: Path | None = None, l
     cmd = [sys.executable, "-c", _JB, "build", str(root), "--all", "--warningiserror", "--keep-going"]
     if output:
         cmd += ["--path-output", str(output)]
-    scratch = None
-    if env["SERLIB_QUICK"] == "0":
-        scratch = tempfile.TemporaryDirectory(prefix="serlib-book-config-")
-        cmd += ["--config", str(full_mode_config(root, Path(scratch.name)))]
-    print(f"building the book in {root} (SERLIB_QUICK={env['SERLIB_QUICK']}): {' '.join(cmd[3:])}", flush=True)
-    start = time.perf_counter()
-    status = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
-    seconds = time.perf_counter() - start
-    if scratch is not None:
-        scratch.cleanup()
+    with tempfile.TemporaryDirectory(prefix="serlib-book-config-") as scratch:
+        if env["SERLIB_QUICK"] == "0":
+            cmd += ["--config", str(full_mode_config(root, Path(scratch)))]
+        print(f"building the book in {root} (SERLIB_QUICK={env['SERLIB_QUICK']}): {' '.join(cmd[3:])}", flush=True)
+        start = time.perf_counter()
+        status = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
+        seconds = time.perf_counter() - start
     html_dir = (Path(output) if output else root) / "_build" / "html"
     problems = find_execution_errors(html_dir) if html_dir.is_dir() else [f"{html_dir}: no HTML was built"]
     for line in problems:

@@ -37,7 +37,7 @@ def test_settings_parse_to_numbers_and_tuples(bench):
 
 def test_a_variant_is_registered_with_its_settings_and_epochs(bench):
     base = get_model("recommended")
-    entry = bench._variant(base, 7, ["channels=16,16", "dropout=0.5"])
+    entry = bench._variant(base, 7, dict(map(bench._parse_setting, ["channels=16,16", "dropout=0.5"])))
     assert entry.name != base.name and entry.epochs == 7 and not entry.recommended and entry.aliases == ()
     assert get_model("recommended") is base                      # the real entry is untouched
     model = build_model(entry.name)
@@ -48,4 +48,4 @@ def test_a_variant_is_registered_with_its_settings_and_epochs(bench):
 
 def test_unknown_settings_are_refused(bench):
     with pytest.raises(SystemExit, match="unknown setting"):
-        bench._variant(get_model("recommended"), None, ["depth=3"])
+        bench._variant(get_model("recommended"), None, {"depth": 3})

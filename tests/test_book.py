@@ -153,21 +153,33 @@ def test_every_page_renders_in_a_browser(built_book):
     assert problems == []
 
 
+def _one_chapter_book(folder: Path, stem: str, code: str, timeout=None) -> None:
+    """A book in ``folder`` with the real _config.yml (``timeout`` per cell if given) and one chapter.
+
+    The chapter ``book/<stem>.ipynb`` has a title cell and one code cell holding ``code``.
+    """
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    if timeout is not None:
+        config["execute"]["timeout"] = timeout
+    (folder / "_config.yml").write_text(yaml.safe_dump(config))
+    (folder / "book").mkdir()
+    shutil.copy(ROOT / "book" / "references.bib", folder / "book" / "references.bib")
+    (folder / "book" / "intro.md").write_text(f"# A book with one chapter, {stem}\n\nSee the next page.\n")
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": f"# {stem.title()}\n\nOne code cell."},
+                    {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": code}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 4}
+    (folder / "book" / f"{stem}.ipynb").write_text(json.dumps(nb))
+    (folder / "_toc.yml").write_text(f"format: jb-book\nroot: book/intro\nchapters:\n  - file: book/{stem}\n")
+
+
 @pytest.mark.book
 @pytest.mark.slow
 def test_an_execution_error_fails_the_build(tmp_path):
     """A chapter that raises must fail the build (allow_errors: false, -W), not render a traceback."""
-    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
-    (tmp_path / "book").mkdir()
-    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
-    (tmp_path / "book" / "intro.md").write_text("# A book with a broken chapter\n\nSee the next page.\n")
-    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Broken\n\nThe next cell raises."},
-                    {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                     "source": "raise RuntimeError('deliberately broken cell')"}],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 4}
-    (tmp_path / "book" / "broken.ipynb").write_text(json.dumps(nb))
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/broken\n")
+    _one_chapter_book(tmp_path, "broken", "raise RuntimeError('deliberately broken cell')")
     with open(tmp_path / "build.log", "w") as log:
         status = book_build.build(tmp_path, quick=True, log=log)
     text = (tmp_path / "build.log").read_text()
@@ -190,21 +202,7 @@ def test_full_mode_config_lifts_only_the_cell_time_limit(tmp_path):
 @pytest.mark.slow
 def test_full_mode_build_has_no_cell_time_limit(tmp_path):
     """A cell slower than _config.yml's timeout fails a quick build and passes a full one."""
-    import yaml
-
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["execute"]["timeout"] = 2
-    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
-    (tmp_path / "book").mkdir()
-    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
-    (tmp_path / "book" / "intro.md").write_text("# A book with a slow chapter\n\nSee the next page.\n")
-    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Slow\n\nThe next cell takes 5 s."},
-                    {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                     "source": "import time\ntime.sleep(5)\nprint('done')"}],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 4}
-    (tmp_path / "book" / "slow.ipynb").write_text(json.dumps(nb))
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/slow\n")
+    _one_chapter_book(tmp_path, "slow", "import time\ntime.sleep(5)\nprint('done')", timeout=2)
     with open(tmp_path / "quick.log", "w") as log:
         assert book_build.build(tmp_path, quick=True, log=log) != 0
     shutil.rmtree(tmp_path / "_build")

@@ -21,12 +21,12 @@ reproduces it with the harness's defaults and ``model.keras`` carries it to
 6. :class:`SmoothedSoftmax` adds label smoothing to the harness's cross-entropy.
 
 Training runs 120 epochs: the first schedule had 40, and longer training raised the mean
-UAR of the actor-wise folds (by about two points at 80 epochs and three at 120). Tried and not adopted (same folds and seeds):
-wider convolutions (256 channels), 128 mel bands and mixup lowered UAR, and balanced
-class weights (the ``class_weight="balanced"`` entry option;
-``benchmarks/results/recommended_class_weight.json``) did too. Every variant measured is
-in ``benchmarks/results/recommended_tuning.json`` (``benchmarks/recommended.py --epochs
-N --set KEY=VALUE`` reproduces it).
+UAR of the actor-wise folds (by about two points at 80 epochs and three at 120). Tried
+and not adopted (same folds and seeds): wider convolutions (256 channels), 128 mel bands
+and mixup lowered UAR, and so did balanced class weights (the ``class_weight="balanced"``
+entry option; ``benchmarks/results/recommended_class_weight.json``). Every variant
+measured is in ``benchmarks/results/recommended_tuning.json``; ``benchmarks/recommended.py
+--epochs N --set KEY=VALUE`` reproduces those that have a command there.
 
 Explained in the chapter "Beyond the reports".
 """
