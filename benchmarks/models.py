@@ -260,7 +260,7 @@ def parse_args(argv=None):
     p.add_argument("--models", help="comma-separated registry names (default: every registered model)")
     p.add_argument("--folds", type=int, default=5, help="actor folds, and random-split repeats (default 5)")
     p.add_argument("--epochs", type=int, help="override every model's epoch budget")
-    p.add_argument("--protocols", default="speaker,random", help="speaker, random or both (default)")
+    p.add_argument("--protocols", default="speaker,random", help="speaker, random, or both (default: speaker,random)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="two short epochs per fold: a smoke test")
     p.add_argument("--data", help="RAVDESS folder (default: found as serlib.datasets.load_corpus does)")
@@ -270,9 +270,11 @@ def parse_args(argv=None):
     p.add_argument("--verbose", action="store_true", help="one line per epoch")
     args = p.parse_args(argv)
     args.protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
+    if args.protocols == ["both"]:
+        args.protocols = list(PROTOCOLS)
     bad = [x for x in args.protocols if x not in PROTOCOLS]
     if bad:
-        p.error(f"unknown protocol(s) {bad}; use speaker, random")
+        p.error(f"unknown protocol(s) {bad}; use speaker, random or both")
     if args.folds < 2:
         p.error("--folds must be at least 2")
     return args
