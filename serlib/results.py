@@ -86,21 +86,39 @@ def benchmark_records(models=None, path=None, *, include_recommended: bool = Tru
     return records[keep].reset_index(drop=True)
 
 
+def one_label_only(confusion) -> bool:
+    """True when a fold's confusion matrix has a single non-empty column.
+
+    That is a model that gave every test clip the same label: it has collapsed to one
+    class, and its UAR on that fold is exactly chance (one over the number of classes),
+    whatever its accuracy. ``False`` for a missing matrix. Explained in the chapter "The
+    comparison".
+    """
+    if not isinstance(confusion, (list, tuple)) or not confusion:
+        return False
+    column_sums = [sum(column) for column in zip(*confusion)]
+    return sum(1 for total in column_sums if total) == 1
+
+
 def benchmark_table(models=None, path=None) -> pd.DataFrame:
     """Mean and standard deviation over folds, one row per model and protocol.
 
     Columns: ``model, protocol, uar, uar_std, accuracy, accuracy_std, folds, params,
-    seconds_per_epoch, epochs, synthetic`` (``epochs`` is NaN for the report's own
-    budget). Explained in the chapter "The comparison".
+    seconds_per_epoch, epochs, synthetic, one_label_folds`` (``epochs`` is NaN for the
+    report's own budget; ``one_label_folds`` counts the folds in which the model gave every
+    test clip the same label, see :func:`one_label_only`). Explained in the chapter "The
+    comparison".
     """
     records = benchmark_records(models, path)
     if records.empty:
         return pd.DataFrame()
+    confusion = records["confusion"] if "confusion" in records else pd.Series([None] * len(records), index=records.index)
+    records = records.assign(one_label=[one_label_only(c) for c in confusion])
     table = records.groupby(["model", "protocol"], sort=False).agg(
         uar=("uar", "mean"), uar_std=("uar", "std"), accuracy=("accuracy", "mean"),
         accuracy_std=("accuracy", "std"), folds=("fold", "nunique"), params=("params", "first"),
         seconds_per_epoch=("seconds_per_epoch", "mean"), epochs=("settings.epochs", "first"),
-        synthetic=("data.synthetic", "any"))
+        synthetic=("data.synthetic", "any"), one_label_folds=("one_label", "sum"))
     return table.reset_index()
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from serlib.model_pages import ModelPage
-from serlib.results import benchmark_records, benchmark_table, recommended_results
+from serlib.results import benchmark_records, benchmark_table, one_label_only, recommended_results
 
 
 def _record(model, protocol, fold, uar, *, quick=False, synthetic=False, epochs=None, folds=5):
@@ -65,6 +65,28 @@ def test_claims_vs_measured_lines_up_claim_run_and_benchmark(results_file):
     assert b["benchmark: report's random split, UAR"].startswith("90.0%")
     d = table.loc["das2019_model_d"]
     assert d["this page: UAR"] == "not run" and d["benchmark: unseen speakers, UAR"] == "not measured yet"
+
+
+def test_one_label_only_spots_a_collapsed_fold():
+    assert one_label_only([[0, 5, 0], [0, 7, 0], [0, 2, 0]])          # every clip called class 1
+    assert not one_label_only([[4, 1, 0], [0, 7, 0], [0, 2, 0]])
+    assert not one_label_only([[0, 0], [0, 0]]) and not one_label_only(None) and not one_label_only([])
+
+
+def test_collapsed_folds_are_counted_and_shown(tmp_path):
+    collapsed, fine = [[0, 3], [0, 3]], [[2, 1], [1, 2]]
+    records = [{**_record("das2019_model_b", "speaker", f, 0.5), "confusion": m}
+               for f, m in enumerate([collapsed, fine, collapsed])]
+    records.append(_record("das2019_model_c", "speaker", 0, 0.6))        # no confusion matrix: not counted
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"schema": 1, "records": records}))
+    table = benchmark_table(path=path).set_index("model")
+    assert table.loc["das2019_model_b", "one_label_folds"] == 2
+    assert table.loc["das2019_model_c", "one_label_folds"] == 0
+    claims = {"das2019_model_b": ("90 %", "random"), "das2019_model_c": ("80 %", "random")}
+    shown = ModelPage.claims_vs_measured(claims, {}, path)["benchmark: unseen speakers, UAR"]
+    assert shown["das2019_model_b"].endswith("(3 folds); one label for every clip in 2 of them")
+    assert "one label" not in shown["das2019_model_c"]
 
 
 def test_page_fit_trains_into_a_temporary_folder_that_cleanup_removes(standin_dir, capsys):
