@@ -135,7 +135,7 @@ class ModelPage:
                 if len(hit):
                     r = hit.iloc[0]
                     std = 0.0 if pd.isna(r["uar_std"]) else r["uar_std"]
-                    collapsed = int(r.get("one_label_folds", 0) or 0)
+                    collapsed = int(r["one_label_folds"])
                     row[label] = (f"{r['uar']:.1%} ± {std:.1%} ({r['folds']} folds)"
                                   + (f"; one label for every clip in {collapsed} of them" if collapsed else "")
                                   + (" (stand-in)" if r["synthetic"] else ""))

@@ -112,8 +112,7 @@ def benchmark_table(models=None, path=None) -> pd.DataFrame:
     records = benchmark_records(models, path)
     if records.empty:
         return pd.DataFrame()
-    confusion = records["confusion"] if "confusion" in records else pd.Series([None] * len(records), index=records.index)
-    records = records.assign(one_label=[one_label_only(c) for c in confusion])
+    records = records.assign(one_label=[one_label_only(c) for c in records.get("confusion", [None] * len(records))])
     table = records.groupby(["model", "protocol"], sort=False).agg(
         uar=("uar", "mean"), uar_std=("uar", "std"), accuracy=("accuracy", "mean"),
         accuracy_std=("accuracy", "std"), folds=("fold", "nunique"), params=("params", "first"),

@@ -1,9 +1,11 @@
 """Shared fixtures: the real RAVDESS copies (skipped when absent), the synthetic stand-in
-corpus, a throw-away cache, and a local HTTP server for download tests."""
+corpus, a throw-away cache, a local HTTP server for download tests, and the benchmark
+scripts loaded as modules."""
 from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib.util
 import io
 import os
 import threading
@@ -108,6 +110,19 @@ def _tiny_wav(seed: int, seconds: float = 0.2, sr: int = 16_000) -> bytes:
     y = 0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sr))
     sf.write(buffer, y, sr, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark(name)``: ``benchmarks/<name>.py`` imported as a module (the scripts are no package)."""
+    return _load_benchmark
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,10 @@
-"""benchmarks/models.py command line: which protocols and folds a run covers."""
-import importlib.util
-from pathlib import Path
-
+"""benchmarks/models.py command line: which protocols a run covers."""
 import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "models.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_models", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("models")
 
 
 @pytest.mark.parametrize("text, expected", [

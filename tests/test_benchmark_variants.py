@@ -1,20 +1,12 @@
 """benchmarks/recommended.py --epochs/--set: variants of the recommended model for tuning."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from serlib.models import build_model, get_model
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "recommended.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_recommended", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("recommended")
 
 
 @pytest.fixture(autouse=True)
