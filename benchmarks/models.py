@@ -39,7 +39,8 @@ reads it)::
           "fold": 0,                    # 0-based fold (speaker) or repeat (random) number
           "n_folds": 5,
           "settings": {"epochs": null | int, "quick": bool, "seed": 0, "folds": 5,
-                       "augment": false, "data_source": "ravdess" | "synthetic" | ...},
+                       "augment": false, "data_source": "ravdess" | "synthetic" | ...,
+                       "learning_rate": 0.001},  # only with --learning-rate
           "accuracy": 0.41, "uar": 0.39, "f1_macro": 0.37,   # test split of this fold
           "n": 240, "labels": [...], "confusion": [[...], ...],
           "params": 4456,
@@ -61,6 +62,7 @@ and settings (sample std, ddof=1).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -97,8 +99,12 @@ def save_results(path: Path, data: dict) -> None:
 
 
 def settings_of(args, data_source: str) -> dict:
-    return {"epochs": args.epochs, "quick": bool(args.quick), "seed": int(args.seed), "folds": int(args.folds),
-            "augment": False, "data_source": data_source}
+    settings = {"epochs": args.epochs, "quick": bool(args.quick), "seed": int(args.seed), "folds": int(args.folds),
+                "augment": False, "data_source": data_source}
+    if getattr(args, "learning_rate", None) is not None:
+        # only present when overridden, so records at the report's settings keep their keys
+        settings["learning_rate"] = float(args.learning_rate)
+    return settings
 
 
 def record_key(model: str, protocol: str, fold: int, settings: dict) -> str:
@@ -151,6 +157,7 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
 
         tf.get_logger().setLevel("ERROR")
 
+    from serlib.models import get_model
     from serlib.training import fit_split, prepare_data
 
     settings = settings_of(args, corpus.source)
@@ -160,6 +167,10 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
         print(f"{name}: all {len(args.protocols) * args.folds} fold(s) already done")
         return 0
     prep = prepare_data(name, corpus, verbose=0)
+    if settings.get("learning_rate") is not None:
+        prep.entry = dataclasses.replace(prep.entry, learning_rate=settings["learning_rate"])
+        print(f"{name}: learning rate {settings['learning_rate']:g} instead of the report's "
+              f"{get_model(name).learning_rate:g}", flush=True)
     entry = prep.entry
     n_new = 0
     for protocol in args.protocols:
@@ -261,6 +272,9 @@ def parse_args(argv=None):
     p.add_argument("--folds", type=int, default=5, help="actor folds, and random-split repeats (default 5)")
     p.add_argument("--epochs", type=int, help="override every model's epoch budget")
     p.add_argument("--protocols", default="speaker,random", help="speaker, random, or both (default: speaker,random)")
+    p.add_argument("--learning-rate", type=float,
+                   help="override every model's learning rate; recorded in settings.learning_rate and kept "
+                        "apart from runs at the report's own rate (serlib.results.benchmark_records(learning_rate=...))")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="two short epochs per fold: a smoke test")
     p.add_argument("--data", help="RAVDESS folder (default: found as serlib.datasets.load_corpus does)")
@@ -277,6 +291,8 @@ def parse_args(argv=None):
         p.error(f"unknown protocol(s) {bad}; use speaker, random or both")
     if args.folds < 2:
         p.error("--folds must be at least 2")
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        p.error(f"--learning-rate must be positive, got {args.learning_rate}")
     return args
 
 
@@ -327,7 +343,7 @@ def main(argv=None) -> int:
     wanted_quick = bool(args.quick)
     rows = summarize(results["records"], models,
                      lambda s: s.get("quick") == wanted_quick and s.get("epochs") == args.epochs
-                     and s.get("seed") == args.seed)
+                     and s.get("seed") == args.seed and s.get("learning_rate") == args.learning_rate)
     print_table(rows)
     return 0
 

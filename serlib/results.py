@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: Where the benchmark scripts write (override with ``$SERLIB_RESULTS_DIR``).
@@ -48,20 +49,23 @@ def recommended_records(path=None) -> pd.DataFrame:
     return pd.json_normalize(rows)
 
 
-def benchmark_records(models=None, path=None, *, include_recommended: bool = True) -> pd.DataFrame:
+def benchmark_records(models=None, path=None, *, include_recommended: bool = True,
+                      learning_rate: float | None = None) -> pd.DataFrame:
     """The model benchmark's per-fold records, one flattened row each (empty if none).
 
     Keeps full runs only; for each model, one set of settings: real data before the
     stand-in, then the largest epoch budget (the report's own, ``settings.epochs`` null,
     counts as largest), and per protocol only the run with the most folds (folds of a
     2-fold and a 5-fold run are different splits). ``models`` restricts to those registry
-    names. With ``include_recommended`` the recommended model's cross-validation
+    names. Runs at the report's own learning rate are kept by default; ``learning_rate``
+    selects instead the runs made with ``benchmarks/models.py --learning-rate`` at that
+    rate. With ``include_recommended`` the recommended model's cross-validation
     (:func:`recommended_records`) is added when the results file has no speaker-independent
-    record of it. Explained in the chapter "The comparison".
+    record of it (only at the default learning rate). Explained in the chapter "The comparison".
     """
     path = Path(path) if path is not None else MODELS_FILE
     records = pd.json_normalize(json.loads(path.read_text())["records"]) if path.is_file() else pd.DataFrame()
-    if include_recommended:
+    if include_recommended and learning_rate is None:
         extra = recommended_records(path.parent / RECOMMENDED_FILE.name)
         if len(extra):
             have = (set(records.loc[records["protocol"] == "speaker", "model"])
@@ -71,6 +75,12 @@ def benchmark_records(models=None, path=None, *, include_recommended: bool = Tru
     if records.empty:
         return records
     records = records[~records["settings.quick"].astype(bool)]
+    override = (records["settings.learning_rate"].astype(float) if "settings.learning_rate" in records
+                else pd.Series(np.nan, index=records.index))
+    if learning_rate is None:
+        records = records[override.isna()]
+    else:
+        records = records[np.isclose(override.fillna(-1.0), float(learning_rate))]
     if models is not None:
         records = records[records["model"].isin(list(models))]
     if records.empty:
@@ -100,16 +110,17 @@ def one_label_only(confusion) -> bool:
     return sum(1 for total in column_sums if total) == 1
 
 
-def benchmark_table(models=None, path=None) -> pd.DataFrame:
+def benchmark_table(models=None, path=None, *, learning_rate: float | None = None) -> pd.DataFrame:
     """Mean and standard deviation over folds, one row per model and protocol.
 
     Columns: ``model, protocol, uar, uar_std, accuracy, accuracy_std, folds, params,
     seconds_per_epoch, epochs, synthetic, one_label_folds`` (``epochs`` is NaN for the
     report's own budget; ``one_label_folds`` counts the folds in which the model gave every
-    test clip the same label, see :func:`one_label_only`). Explained in the chapter "The
-    comparison".
+    test clip the same label, see :func:`one_label_only`). ``learning_rate`` picks the runs
+    made at that overridden rate, as in :func:`benchmark_records`. Explained in the chapter
+    "The comparison".
     """
-    records = benchmark_records(models, path)
+    records = benchmark_records(models, path, learning_rate=learning_rate)
     if records.empty:
         return pd.DataFrame()
     records = records.assign(one_label=[one_label_only(c) for c in records.get("confusion", [None] * len(records))])

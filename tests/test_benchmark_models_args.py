@@ -23,3 +23,19 @@ def test_unknown_protocol_is_a_usage_error(bench, capsys):
         bench.parse_args(["--protocols", "leave-one-out"])
     assert exc.value.code == 2
     assert "leave-one-out" in capsys.readouterr().err
+
+
+def test_learning_rate_override_is_part_of_the_settings_only_when_given(bench):
+    plain = bench.settings_of(bench.parse_args([]), "ravdess")
+    assert "learning_rate" not in plain          # records at the report's rate keep their old keys
+    override = bench.settings_of(bench.parse_args(["--learning-rate", "0.001"]), "ravdess")
+    assert override["learning_rate"] == 0.001
+    assert bench.record_key("m", "speaker", 0, plain) != bench.record_key("m", "speaker", 0, override)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.01"])
+def test_learning_rate_must_be_positive(bench, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["--learning-rate", value])
+    assert exc.value.code == 2
+    assert "--learning-rate must be positive" in capsys.readouterr().err

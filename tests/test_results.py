@@ -38,6 +38,30 @@ def test_records_keep_full_real_runs_at_the_reports_budget(results_file):
     assert list(benchmark_records(["das2019_model_c"], path=results_file)["uar"]) == [0.77]
 
 
+def test_learning_rate_overrides_stay_apart_from_report_settings(tmp_path):
+    def at(rate, fold, uar):
+        record = _record("ayadi_conv1d_lstm_speech", "speaker", fold, uar)
+        if rate is not None:
+            record["settings"]["learning_rate"] = rate
+        return record
+
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"schema": 1, "records": [at(None, 0, 0.17), at(None, 1, 0.17),
+                                                         at(0.001, 0, 0.49), at(0.001, 1, 0.45),
+                                                         at(0.003, 0, 0.30)]}))
+    assert sorted(benchmark_records(path=path)["uar"]) == [0.17, 0.17]
+    assert sorted(benchmark_records(path=path, learning_rate=0.001)["uar"]) == [0.45, 0.49]
+    assert list(benchmark_records(path=path, learning_rate=0.003)["uar"]) == [0.30]
+    assert benchmark_records(path=path, learning_rate=0.1).empty
+    table = benchmark_table(path=path, learning_rate=0.001).set_index("protocol")
+    assert table.loc["speaker", "uar"] == pytest.approx(0.47) and table.loc["speaker", "folds"] == 2
+    # a results file with no override at all still answers both questions
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"schema": 1, "records": [at(None, 0, 0.2)]}))
+    assert list(benchmark_records(path=plain)["uar"]) == [0.2]
+    assert benchmark_records(path=plain, learning_rate=0.001).empty
+
+
 def test_table_means_and_stds_per_model_and_protocol(results_file):
     table = benchmark_table(path=results_file).set_index(["model", "protocol"])
     row = table.loc[("das2019_model_b", "speaker")]
