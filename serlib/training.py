@@ -422,7 +422,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     steps_per_epoch = math.ceil(len(X_train) / batch)
     if quick:
         steps_per_epoch = max(1, min(QUICK_STEPS, steps_per_epoch))
-    model = build_model(prep.model_name, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels),
+    model = build_model(entry, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels),
                         total_steps=epochs_requested * steps_per_epoch)
     has_val = len(X_val) > 0
     with tempfile.TemporaryDirectory(prefix="serlib-ckpt-") as tmp:

@@ -228,6 +228,22 @@ def test_checkpoint_keeps_the_best_validation_epoch(standin_dir):
     assert run.info["best_epoch"] == int(np.argmin(run.history["val_loss"])) + 1
 
 
+def test_the_prepared_entry_decides_the_optimizer(standin_dir):
+    # benchmarks/models.py --learning-rate swaps prep.entry; the compiled model must follow it,
+    # not the registry entry of the same name
+    import dataclasses
+
+    from serlib.models import get_model
+    from serlib.training import fit_split
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    rate = get_model(MODEL).learning_rate / 7
+    prep.entry = dataclasses.replace(prep.entry, learning_rate=rate, lr_schedule=None)
+    run = fit_split(prep, default_split(prep.index, seed=0), seed=0, **TINY)
+    assert run.history["learning_rate"][0] == pytest.approx(rate)
+    assert float(run.model.optimizer.learning_rate) == pytest.approx(rate)
+
+
 def test_balanced_class_weights_make_every_class_count_equally():
     from serlib.training import balanced_class_weights
 
