@@ -24,6 +24,10 @@ Usage::
     python benchmarks/recommended.py --epochs 120 --set dropout=0.4 --out /tmp/variant.json
                                                          # a variant: other epochs, builder settings
 
+``--song DIR`` / ``--no-song`` override whether the RAVDESS song clips of each fold's
+training actors are added to its training data (``serlib.song``; the model's default is
+``train_with_song``). Test actors' songs are never used.
+
 ``--epochs`` and ``--set KEY=VALUE`` (any key of ``serlib.models.recommended.DEFAULTS``,
 comma-separated for tuples) measure a variant of the model under the same folds and seeds;
 the variant is registered under a temporary name and trained by the same harness. The
@@ -32,10 +36,12 @@ variants tried so far and their scores are in ``benchmarks/results/recommended_t
 Writes ``benchmarks/results/recommended.json`` (``--out``)::
 
     {"model": "serlib_logmel_cnn_attn", "protocol": "...", "settings": {...},
-     "features": {"seconds": 31.0, "cpu_seconds": 30.2, "n_clips": 1200, "shape": [256, 64]},
+     "features": {"seconds": 31.0, "cpu_seconds": 30.2, "n_clips": 2036, "n_song_clips": 836,
+                  "shape": [256, 64]},
+     "song": {"path": "...", "n_clips": 836, "use": "..."} | null,
      "folds": [{"fold": 0, "test_actors": [...], "uar": .., "accuracy": .., "f1_macro": ..,
                 "n": 240, "confusion": [[..]], "training_seconds": .., "cpu_seconds": ..,
-                "epochs": 40, "params": ..}, ...],
+                "epochs": 40, "params": .., "n_train": 960, "n_song": 660}, ...],
      "summary": {"uar_mean": .., "uar_std": .., "accuracy_mean": .., "accuracy_std": ..,
                  "f1_macro_mean": .., "f1_macro_std": .., "train_seconds_max": ..,
                  "features_plus_training_seconds": .., "within_budget": true},
@@ -152,6 +158,10 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="train a variant for this many epochs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a variant with this builder setting (recommended model only; repeatable)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--song", metavar="DIR", help="train with the RAVDESS song clips of each fold's training "
+                                                     "actors from DIR (default: the model's own choice)")
+    group.add_argument("--no-song", action="store_true", help="train on speech only")
     parser.add_argument("--out", default=str(HERE / "results" / "recommended.json"))
     args = parser.parse_args(argv)
 
@@ -163,6 +173,7 @@ def main(argv=None) -> int:
     import keras
 
     from serlib.models import get_model
+    from serlib.song import song_data
     from serlib.splits import actor_kfold
     from serlib.training import fit_split, prepare_data
 
@@ -177,9 +188,14 @@ def main(argv=None) -> int:
 
     wall, cpu = time.perf_counter(), time.process_time()
     prep = prepare_data(entry.name, data, verbose=0)
+    song = song_data(entry.name, False if args.no_song else args.song, speech=prep, verbose=1)
+    n_song = 0 if song is None else int(len(song.X))
     features = {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
-                "n_clips": int(len(prep.X)), "shape": list(prep.X.shape[1:]), "spec": prep.spec.to_dict(),
-                "from_scratch": not args.keep_cache}
+                "n_clips": int(len(prep.X)) + n_song, "n_song_clips": n_song, "shape": list(prep.X.shape[1:]),
+                "spec": prep.spec.to_dict(), "from_scratch": not args.keep_cache}
+    if song is not None:
+        print(f"song: {n_song} clips from {song.data.get('path')}; each fold adds those of its training actors",
+              flush=True)
     print(f"features: {features['n_clips']} clips -> {tuple(features['shape'])} in {features['seconds']:.1f} s "
           f"(CPU {features['cpu_seconds']:.1f} s){'' if args.keep_cache else ', from scratch'}", flush=True)
     if prep.data.get("synthetic"):
@@ -193,14 +209,15 @@ def main(argv=None) -> int:
     for i in wanted:
         split = splits[i]
         wall, cpu = time.perf_counter(), time.process_time()
-        run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0)
+        run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0, song=song)
         seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
         m = run.metrics
         actors = sorted(int(a) for a in prep.index["actor"].iloc[split.test].unique())
         folds.append({"fold": i, "test_actors": actors, "uar": m["uar"], "accuracy": m["accuracy"],
                       "f1_macro": m["f1_macro"], "n": m["n"], "labels": m["labels"], "confusion": m["confusion"],
                       "training_seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
-                      "epochs": run.info["epochs_run"], "params": run.info["params"], "seed": args.seed + i})
+                      "epochs": run.info["epochs_run"], "params": run.info["params"], "seed": args.seed + i,
+                      "n_train": int(len(split.train)), "n_song": (run.info["song"] or {}).get("n_clips", 0)})
         print(f"{i:>4}  {','.join(f'{a:02d}' for a in actors):<14} {m['uar']:6.3f} {m['accuracy']:6.3f} "
               f"{m['f1_macro']:6.3f} {seconds:8.1f} {cpu_seconds:7.1f}", flush=True)
         run.model = None
@@ -229,6 +246,8 @@ def main(argv=None) -> int:
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,
                      "quick": bool(args.quick), "seed": args.seed, "folds": list(wanted)},
         "data": {k: prep.data.get(k) for k in ("path", "source", "synthetic", "n_clips", "n_actors")},
+        "song": None if song is None else {"path": song.data.get("path"), "n_clips": n_song,
+                                           "use": "the song clips of each fold's training actors, training only"},
         "features": features, "folds": folds, "summary": summary,
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "backend": keras.backend.backend(),
                     "keras": keras.__version__, "load_average": list(os.getloadavg())},

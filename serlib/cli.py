@@ -77,10 +77,15 @@ def _cmd_train(args) -> int:
     if not Path(args.data).expanduser().is_dir():
         raise SerlibError(f"{args.data}: no such data folder; pass the folder that holds Actor_01/ … "
                           "(or run `serlib download`)")
+    if args.song and not Path(args.song).expanduser().is_dir():
+        raise SerlibError(f"{args.song}: no such song folder; pass the RAVDESS song folder "
+                          "(Audio_Song_Actors_01-24, names 03-02-…) or leave --song out")
+    song = False if args.no_song else args.song
     verbose = 1 if sys.stdout.isatty() else 2  # progress bars on a terminal, one line per epoch in logs
     run = train(args.model, args.data, out_dir=args.out, val_actors=_actors(args.val_actors),
                 test_actors=_actors(args.test_actors), epochs=args.epochs, batch_size=args.batch_size,
-                seed=args.seed, augment=args.augment, quick=True if args.quick else None, verbose=verbose)
+                seed=args.seed, augment=args.augment, quick=True if args.quick else None, verbose=verbose,
+                song=song)
     m = run.metrics
     info = run.info
     print(f"{info['model']}: {info['epochs_run']} epoch(s) in {info['training_seconds']:.1f} s; "
@@ -173,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--augment", action="store_true", help="augment training clips (after the split)")
     s.add_argument("--quick", action="store_true", help="few epochs, for a smoke test")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--song", metavar="DIR",
+                       help="also train on the RAVDESS song clips of the training actors in DIR "
+                            "(default for models that train with song: found beside --data or via SERLIB_SONG_DIR)")
+    group.add_argument("--no-song", action="store_true", help="train on speech only")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="score a trained run on every clip of a folder")

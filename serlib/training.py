@@ -379,16 +379,19 @@ def _callbacks(entry, *, has_val: bool, checkpoint_path: Path | None, verbose: i
 
 
 def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: int = 0, augment=False,
-              quick=False, verbose=1) -> Run:
+              quick=False, verbose=1, song: PreparedData | None = None) -> Run:
     """Fit ``prep``'s model on ``split.train`` (validating on ``split.val``), score ``split.test``.
 
-    Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None). Explained in the
-    chapter "Evaluating honestly".
+    ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of
+    the training actors to training (:func:`serlib.song.song_for_split`); validation and
+    test stay speech. Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None).
+    Explained in the chapter "Evaluating honestly".
     """
     import keras
 
     from .metrics import classification_report
     from .models import build_model
+    from .song import song_for_split
 
     entry = prep.entry
     split.check_disjoint(prep.index)
@@ -412,6 +415,10 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         if n_augmented:
             X_train = np.concatenate([X_train, X_aug])
             y_train = np.concatenate([y_train, y_aug])
+    X_song, y_song, song_info = song_for_split(prep, split, song)
+    if len(X_song):
+        X_train = np.concatenate([X_train, X_song])
+        y_train = np.concatenate([y_train, y_song])
     X_val, y_val = prep.X[split.val], prep.y[split.val]
     X_test, y_test = prep.X[split.test], prep.y[split.test]
 
@@ -475,6 +482,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "augment": augment_info,
         "n_train": int(len(split.train)),
         "n_train_augmented": int(n_augmented),
+        "song": song_info,
         "n_val": int(len(split.val)),
         "n_test": int(len(split.test)),
         "params": int(model.count_params()),
@@ -653,7 +661,8 @@ def _call_augment(waveforms, labels, settings, *, sr, seed):
 
 # ---------------------------------------------------------------------------------- public API
 def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, test_actors=None, epochs=None,
-          batch_size=None, seed: int = 0, augment: bool = False, quick: bool | None = None, verbose=1) -> Run:
+          batch_size=None, seed: int = 0, augment: bool = False, quick: bool | None = None, verbose=1,
+          song=None) -> Run:
     """Train ``model_name`` on ``data`` speaker-independently, score it, save a run folder.
 
     ``data``: a RAVDESS folder, a :class:`~serlib.datasets.corpus.Corpus`, or an index
@@ -662,13 +671,16 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
     ``val_actors``. ``epochs``/``batch_size`` override the report's values. ``augment``
     adds perturbed copies of the training clips only. ``quick`` (default: the
     ``SERLIB_QUICK`` setting) trains for at most two short epochs, for smoke tests.
-    ``verbose``: 0 silent, 1 Keras progress bars, 2 one line per epoch.
+    ``verbose``: 0 silent, 1 Keras progress bars, 2 one line per epoch. ``song``: RAVDESS
+    song clips of the training actors as extra training data: a folder, ``False`` for none,
+    or ``None`` for the model's default (see :func:`serlib.song.song_data`).
 
     ``out_dir`` must not exist or be empty (nothing is overwritten); default
     ``$SERLIB_CACHE_DIR/runs/<model>-<date>-<time>``. Returns the saved
     :class:`~serlib.runs.Run`. Explained in the chapter "Evaluating honestly".
     """
     from .config import cache_dir, quick_mode
+    from .song import song_data
 
     quick = quick_mode() if quick is None else bool(quick)
     if out_dir is not None:
@@ -679,8 +691,12 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
     elif test_actors is not None or val_actors is not None:
         raise SerlibError("pass either split= or test_actors/val_actors, not both")
     _log(verbose, split.description)
+    song_prep = song_data(model_name, song, speech=prep, verbose=verbose)
     run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
-                    quick=quick, verbose=verbose)
+                    quick=quick, verbose=verbose, song=song_prep)
+    if run.info["song"]:
+        _log(verbose, f"also trained on {run.info['song']['n_clips']} song clips of the training actors "
+                      f"from {run.info['song']['path']}")
     if out_dir is None:
         root = cache_dir() / "runs"
         root.mkdir(parents=True, exist_ok=True)
@@ -696,17 +712,19 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
 
 def cross_validate(model_name: str, data, *, k: int = 5, seed: int = 0, epochs=None, batch_size=None,
                    augment: bool = False, quick: bool | None = None, folds=None, on_fold=None,
-                   verbose=0) -> dict:
+                   verbose=0, song=None) -> dict:
     """Actor-wise k-fold cross-validation (:func:`serlib.splits.actor_kfold`).
 
     Features are extracted once; each fold trains a fresh model (seed ``seed + fold``)
     and scores its test actors. ``folds`` restricts to some fold numbers (0-based);
     ``on_fold(report)`` is called after each fold (the benchmark saves there). Returns
     ``{"model", "protocol", "folds": [report, ...], "summary": summarize_folds(...)}``,
-    each report holding the metrics plus fold, actors, epochs run and seconds.
+    each report holding the metrics plus fold, actors, epochs run and seconds. ``song`` as
+    in :func:`train` (each fold adds the song clips of its own training actors only).
     Explained in the chapters "Evaluating honestly" and "The comparison".
     """
     from .config import quick_mode
+    from .song import song_data
     from .splits import actor_kfold
 
     quick = quick_mode() if quick is None else bool(quick)
@@ -714,7 +732,7 @@ def cross_validate(model_name: str, data, *, k: int = 5, seed: int = 0, epochs=N
     splits = actor_kfold(prep.index, k=k, seed=seed, n_val_actors=kfold_val_actors(prep.index, k))
     return _run_protocol(prep, splits, f"speaker-independent actor {k}-fold", folds=folds, on_fold=on_fold,
                          seed=seed, epochs=epochs, batch_size=batch_size, augment=augment, quick=quick,
-                         verbose=verbose)
+                         verbose=verbose, song=song_data(model_name, song, speech=prep, verbose=verbose))
 
 
 def random_split_protocol(model_name: str, data, *, repeats: int = 1, fractions=None, seed: int = 0,
@@ -768,7 +786,8 @@ def report_fractions(entry) -> tuple:
     return DEFAULT_RANDOM_FRACTIONS
 
 
-def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_size, augment, quick, verbose):
+def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_size, augment, quick, verbose,
+                  song=None):
     from .metrics import summarize_folds
 
     wanted = set(range(len(splits))) if folds is None else {int(f) for f in folds}
@@ -778,14 +797,14 @@ def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_siz
             continue
         _log(verbose, f"{prep.model_name}: {split.description}")
         run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed + i, augment=augment,
-                        quick=quick, verbose=2 if int(verbose) >= 2 else 0)
+                        quick=quick, verbose=2 if int(verbose) >= 2 else 0, song=song)
         report = dict(run.metrics)
         report.update(fold=i, n_folds=len(splits), protocol=split.protocol, seed=seed + i,
                       actors=run.info["split"]["actors"], epochs_run=run.info["epochs_run"],
                       best_epoch=run.info["best_epoch"], params=run.info["params"],
                       training_seconds=run.info["training_seconds"],
                       seconds_per_epoch=run.info["seconds_per_epoch"],
-                      n_train=run.info["n_train"], n_val=run.info["n_val"])
+                      n_train=run.info["n_train"], n_val=run.info["n_val"], song=run.info["song"])
         reports.append(report)
         _log(verbose, f"  fold {i + 1}/{len(splits)}: accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}")
         if on_fold is not None:

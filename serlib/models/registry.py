@@ -114,6 +114,9 @@ class ModelEntry:
     #: ``"balanced"``: weight each training clip by n / (classes x clips of its class), so
     #: every emotion counts equally in the loss, as it does in UAR; ``None``: plain loss.
     class_weight: str | None = None
+    #: Also train on the RAVDESS song clips of the training actors when a song folder is
+    #: found (:mod:`serlib.song`); validation, test and prediction stay speech.
+    train_with_song: bool = False
 
     def __post_init__(self):
         def bad(what):

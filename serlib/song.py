@@ -1,0 +1,111 @@
+"""RAVDESS song as extra training data: the sung clips of the TRAINING actors only.
+
+RAVDESS recorded the same actors singing six of the eight emotions (neutral, calm, happy,
+sad, angry, fearful). A model that classifies speech can still learn from them: they add
+about 40 clips per actor in voices it will hear anyway. Only the song clips of actors in a
+split's training part are ever added, so no validation or test speaker's voice reaches
+training, sung or spoken; prediction and evaluation stay speech-only.
+
+Where the song folder comes from (:func:`find_song_folder`): ``$SERLIB_SONG_DIR``; a folder
+``ravdess-song`` or ``Audio_Song_Actors_01-24`` beside the speech folder; the shared
+development copy (``shared/data/ravdess-song``). Explained in the chapter "Beyond the
+reports".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+#: Folder names searched beside the speech folder.
+SONG_FOLDER_NAMES = ("ravdess-song", "Audio_Song_Actors_01-24")
+
+
+def find_song_folder(speech_root=None) -> Path | None:
+    """The RAVDESS song folder to train with, or ``None`` when there is none.
+
+    ``$SERLIB_SONG_DIR`` wins (an error if it names no folder); then a folder named as in
+    :data:`SONG_FOLDER_NAMES` beside ``speech_root``; then ``shared/data/ravdess-song`` of a
+    development checkout. Explained in the chapter "Beyond the reports".
+    """
+    from .config import shared_data_root
+
+    env = os.environ.get("SERLIB_SONG_DIR")
+    if env:
+        folder = Path(env).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"{folder}: SERLIB_SONG_DIR names no folder; fix or unset the variable "
+                            "(it should hold the song clips, Actor_01/ …)")
+        return folder
+    candidates = []
+    if speech_root:
+        parent = Path(speech_root).expanduser().resolve().parent
+        candidates += [parent / name for name in SONG_FOLDER_NAMES]
+    shared = shared_data_root()
+    if shared is not None:
+        candidates.append(shared / "ravdess-song")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def song_data(model_name: str, song=None, *, speech=None, verbose=1):
+    """The song clips prepared for ``model_name`` (a ``PreparedData``), or ``None``.
+
+    ``song``: ``False`` for none; a folder or corpus to use; ``None`` for the entry's
+    default: models registered with ``train_with_song`` look for a folder with
+    :func:`find_song_folder` (next to ``speech``, the speech data's
+    :class:`~serlib.training.PreparedData`), others use none. Never used with the synthetic
+    stand-in speech corpus. Explained in the chapter "Beyond the reports".
+    """
+    from .models import get_model
+    from .training import _log, prepare_data
+
+    if song is False:
+        return None
+    if speech is not None and speech.data.get("synthetic"):
+        if song is not None:
+            _log(verbose, "song clips ignored: the speech data is the synthetic stand-in")
+        return None
+    if song is None:
+        entry = speech.entry if speech is not None else get_model(model_name)
+        if not getattr(entry, "train_with_song", False):
+            return None
+        song = find_song_folder(speech.data.get("path") if speech is not None else None)
+        if song is None:
+            _log(verbose, f"{model_name}: no RAVDESS song folder found (set SERLIB_SONG_DIR to add one); "
+                          "training on speech only")
+            return None
+    prep = prepare_data(speech.model_name if speech is not None else model_name, song, verbose=0)
+    channel = prep.index["vocal_channel"] if "vocal_channel" in prep.index else None
+    if channel is not None and not (channel.astype(str) == "song").all():
+        raise DataError(f"{prep.data.get('path')}: holds speech clips (03-01-…), not song (03-02-…); "
+                        "pass the RAVDESS song folder")
+    return prep
+
+
+def song_for_split(prep, split, song) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """``(X, y, record)``: the clips of ``song`` sung by the actors of ``split.train``.
+
+    ``prep`` is the speech data the split indexes; ``song`` a prepared song corpus (or
+    ``None``: nothing added). Labels are mapped through the label names, so they agree with
+    ``prep.labels``. ``record`` says where the clips came from and which actors sang them.
+    Explained in the chapter "Beyond the reports".
+    """
+    empty = (np.zeros((0, *prep.X.shape[1:]), dtype=prep.X.dtype), np.zeros(0, dtype=prep.y.dtype), None)
+    if song is None:
+        return empty
+    if song.spec.to_dict() != prep.spec.to_dict() or song.X.shape[1:] != prep.X.shape[1:]:
+        raise DataError(f"{song.data.get('path')}: song features {song.X.shape[1:]} do not match the "
+                        f"speech features {prep.X.shape[1:]}; prepare both for the same model")
+    unknown = sorted(set(song.labels) - set(prep.labels))
+    if unknown:
+        raise DataError(f"{song.data.get('path')}: song labels {unknown} are not among the model's labels")
+    actors = set(prep.index["actor"].iloc[split.train].astype(int))
+    keep = np.flatnonzero(song.index["actor"].astype(int).isin(actors).to_numpy())
+    number = {label: i for i, label in enumerate(prep.labels)}
+    y = np.asarray([number[song.labels[k]] for k in song.y[keep]], dtype=prep.y.dtype)
+    record = {"path": song.data.get("path"), "n_clips": int(len(keep)),
+              "actors": sorted(int(a) for a in song.index["actor"].iloc[keep].unique())}
+    return song.X[keep], y, record
