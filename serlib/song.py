@@ -42,7 +42,7 @@ def find_song_folder(speech_root=None) -> Path | None:
         return folder
     candidates = []
     if speech_root:
-        parent = Path(speech_root).expanduser().resolve().parent
+        parent = Path(speech_root).expanduser().absolute().parent
         candidates += [parent / name for name in SONG_FOLDER_NAMES]
     shared = shared_data_root()
     if shared is not None:
