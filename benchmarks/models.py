@@ -22,7 +22,10 @@ It takes hours for all models at the reports' epoch budgets: it is resumable. Ea
 finished (model, protocol, fold) is appended to the results file at once (atomic
 rewrite) and skipped on the next start when a record with the same settings exists.
 Real RAVDESS is used when found (``--data``, ``$SERLIB_DATA_DIR``, ``../shared/data``);
-otherwise the synthetic stand-in, and every record says so (``data.synthetic``).
+otherwise the synthetic stand-in, and every record says so (``data.synthetic``). Models
+trained on song (``ayadi_conv1d_lstm_song``) use RAVDESS song instead (``--song-data``,
+``$SERLIB_SONG_DIR``, or a song folder beside the speech folder); with none found they are
+skipped with a message, never trained on speech.
 
 RESULTS FILE SCHEMA (``benchmarks/results/models.json``; the chapter "The comparison"
 reads it)::
@@ -135,6 +138,31 @@ def corpus_01_20(data_arg):
     if keep != present:
         corpus = corpus.subset(actors=keep, note="actors 01-20")
     return corpus
+
+
+def song_corpus_01_20(speech, song_arg):
+    """RAVDESS song, actors 01-20, for models trained on song (``entry.corpus == "song"``).
+
+    ``--song-data`` wins, then :func:`serlib.song.find_song_folder` beside the speech folder.
+    Raises ``DataError`` when there is none: a song model must not quietly train on speech.
+    """
+    from serlib.datasets import load_corpus
+    from serlib.errors import DataError
+    from serlib.song import find_song_folder
+
+    folder = Path(song_arg).expanduser() if song_arg else find_song_folder(None if speech.synthetic else speech.root)
+    if folder is None or not folder.is_dir():
+        raise DataError(f"{folder or 'RAVDESS song'}: no song folder found; pass --song-data DIR "
+                        "(Audio_Song_Actors_01-24) or set SERLIB_SONG_DIR")
+    corpus = load_corpus(folder, verbose=True)
+    present = sorted(int(a) for a in corpus.index["actor"].unique())
+    keep = [a for a in present if 1 <= a <= 20]
+    return corpus.subset(actors=keep, note="actors 01-20") if keep != present else corpus
+
+
+def data_record(corpus) -> dict:
+    return {"path": str(corpus.root), "source": corpus.source, "synthetic": corpus.synthetic,
+            "n_clips": len(corpus.index)}
 
 
 def splits_for(protocol: str, prep, args):
@@ -278,6 +306,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="two short epochs per fold: a smoke test")
     p.add_argument("--data", help="RAVDESS folder (default: found as serlib.datasets.load_corpus does)")
+    p.add_argument("--song-data", help="RAVDESS song folder for the models trained on song (default: "
+                                        "$SERLIB_SONG_DIR or a song folder beside the speech folder)")
     p.add_argument("--results", default=str(DEFAULT_RESULTS), help=f"results file (default {DEFAULT_RESULTS})")
     p.add_argument("--list", action="store_true", help="list the models and how many folds are done, then exit")
     p.add_argument("--table", action="store_true", help="print the table of what is done, then exit")
@@ -300,7 +330,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
     from serlib.errors import SerlibError
-    from serlib.models import describe_models, list_models
+    from serlib.models import describe_models, get_model, list_models
 
     results_path = Path(args.results)
     results = load_results(results_path)
@@ -326,15 +356,15 @@ def main(argv=None) -> int:
         except SerlibError as error:
             print(f"benchmarks/models.py: {error}", file=sys.stderr)
             return 2
-        data = {"path": str(corpus.root), "source": corpus.source, "synthetic": corpus.synthetic,
-                "n_clips": len(corpus.index)}
         if corpus.synthetic:
             print("WARNING: synthetic stand-in corpus; these numbers are not RAVDESS numbers", file=sys.stderr)
         done = {record_key(r["model"], r["protocol"], r["fold"], r["settings"]) for r in results["records"]}
         total = 0
         for name in models:
             try:
-                total += run_model(name, corpus, args, data, done, results_path)
+                mine = (song_corpus_01_20(corpus, args.song_data) if get_model(name).corpus == "song"
+                        else corpus)
+                total += run_model(name, mine, args, data_record(mine), done, results_path)
             except SerlibError as error:
                 print(f"{name}: skipped ({error})", file=sys.stderr)
         print(f"\n{total} new record(s) in {results_path}")

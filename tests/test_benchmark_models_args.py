@@ -39,3 +39,16 @@ def test_learning_rate_must_be_positive(bench, capsys, value):
         bench.parse_args(["--learning-rate", value])
     assert exc.value.code == 2
     assert "--learning-rate must be positive" in capsys.readouterr().err
+
+
+def test_song_models_get_the_song_corpus_or_a_clear_refusal(bench, tmp_path, ravdess_song_dir):
+    from types import SimpleNamespace
+
+    from serlib.errors import DataError
+
+    corpus = bench.song_corpus_01_20(SimpleNamespace(synthetic=False, root=tmp_path), str(ravdess_song_dir))
+    assert set(corpus.index["vocal_channel"]) == {"song"}
+    assert corpus.index["actor"].astype(int).between(1, 20).all()
+    assert bench.data_record(corpus)["path"] == str(corpus.root)
+    with pytest.raises(DataError, match="no song folder found"):
+        bench.song_corpus_01_20(SimpleNamespace(synthetic=False, root=tmp_path), str(tmp_path / "missing"))
