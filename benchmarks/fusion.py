@@ -1,0 +1,204 @@
+"""Late fusion: the recommended network plus a linear model on utterance functionals.
+
+On the folds of ``benchmarks/recommended.py`` (actor-wise 5-fold on actors 01-20,
+``actor_kfold(k=5, seed, n_val_actors=0)``, fold i trained with seed + i), this script
+
+1. trains the recommended model on each fold's 16 training actors with
+   ``serlib.training.fit_split`` (the same code as ``serlib train recommended``) and keeps
+   its class probabilities for the fold's 4 test actors;
+2. fits a standardised logistic regression (``--C``) on :mod:`serlib.functionals` vectors
+   of the same training clips (librosa only) and, with ``--opensmile``, on openSMILE's
+   ComParE_2016 functionals too (needs the ``opensmile`` package, research licence);
+3. averages the two probability vectors, ``weight * network + (1 - weight) * linear``,
+   with the weight fixed beforehand (``--weight``, default 0.5): it is not tuned on the
+   test folds. The sweep printed at the end is for information only, and choosing from
+   it would be optimistic.
+
+Every model sees each test clip on its own: the scaler and the regression are fitted on
+the training actors only.
+
+Usage::
+
+    python benchmarks/fusion.py                       # 5 folds, about 30 min on 2 cores
+    python benchmarks/fusion.py --folds 0 --quick     # smoke test
+    python benchmarks/fusion.py --keep /tmp/fusion    # keep each fold's network probabilities
+                                                      # there, and reuse them when run again
+
+Writes ``benchmarks/results/fusion.json`` (``--out``). Explained in the chapter
+"Beyond the reports".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SWEEP = (0.25, 0.4, 0.5, 0.6, 0.75)
+
+
+def _data_dir(arg):
+    if arg:
+        return Path(arg).expanduser()
+    if os.environ.get("SERLIB_DATA_DIR"):
+        return Path(os.environ["SERLIB_DATA_DIR"]).expanduser()
+    from serlib.config import shared_data_root
+
+    root = shared_data_root()
+    if root is None or not (root / "ravdess").is_dir():
+        sys.exit("no RAVDESS folder found: pass --data DIR or set SERLIB_DATA_DIR")
+    return root / "ravdess"
+
+
+def _opensmile_rows(paths):
+    import opensmile
+    from tqdm import tqdm
+
+    from serlib.audio import load_audio
+
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    rows = [smile.process_signal(load_audio(p, sr=16000), 16000).values[0]
+            for p in tqdm(paths, unit="clip", desc="openSMILE ComParE_2016")]
+    return np.nan_to_num(np.vstack(rows).astype(np.float32))
+
+
+def _opensmile_functionals(paths):
+    """ComParE_2016 functionals, computed in a fresh process (openSMILE crashes beside TensorFlow)."""
+    import importlib.util
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if importlib.util.find_spec("opensmile") is None:
+        sys.exit("--opensmile needs the opensmile package: pip install opensmile (audEERING research licence)")
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_opensmile_rows, list(paths)).result()
+
+
+def _linear_probabilities(X, y, train, test, C, n_classes):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    model.fit(X[train], y[train])
+    probs = np.zeros((len(test), n_classes))
+    probs[:, model.classes_] = model.predict_proba(X[test])
+    return probs
+
+
+def _mean_std(values):
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="RAVDESS speech folder (actors 01-20)")
+    parser.add_argument("--folds", help="comma-separated 0-based folds (default: all 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--C", type=float, default=0.01, help="inverse L2 strength of the regression (default 0.01)")
+    parser.add_argument("--weight", type=float, default=0.5, help="the network's share of the average (default 0.5)")
+    parser.add_argument("--opensmile", action="store_true", help="also fuse openSMILE ComParE_2016 functionals")
+    parser.add_argument("--quick", action="store_true", help="2 short epochs per fold (smoke test)")
+    parser.add_argument("--keep", help="folder for each fold's network probabilities (reused when present)")
+    parser.add_argument("--out", default=str(HERE / "results" / "fusion.json"))
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.weight <= 1.0:
+        sys.exit(f"--weight {args.weight}: choose a share between 0 and 1")
+
+    import keras
+
+    from serlib.functionals import functionals
+    from serlib.metrics import classification_report
+    from serlib.splits import actor_kfold
+    from serlib.training import fit_split, prepare_data
+
+    prep = prepare_data("recommended", _data_dir(args.data), verbose=0)
+    if prep.data.get("synthetic"):
+        print("WARNING: SYNTHETIC stand-in data, not RAVDESS: these numbers mean nothing", flush=True)
+    paths = prep.index["path"].astype(str).tolist()
+    wall = time.perf_counter()
+    tables = {"librosa": functionals(paths)}
+    extraction = {"librosa": round(time.perf_counter() - wall, 1)}
+    if args.opensmile:
+        wall = time.perf_counter()
+        tables["opensmile_compare"] = _opensmile_functionals(paths)
+        extraction["opensmile_compare"] = round(time.perf_counter() - wall, 1)
+    print("functionals: " + ", ".join(f"{k} {v.shape[1]} per clip in {extraction[k]} s" for k, v in tables.items()),
+          flush=True)
+
+    keep = Path(args.keep) if args.keep else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    labels = list(prep.labels)
+    splits = actor_kfold(prep.index, k=5, seed=args.seed, n_val_actors=0)
+    wanted = range(len(splits)) if not args.folds else [int(f) for f in args.folds.split(",")]
+
+    def uar(y, probs):
+        return classification_report(y, probs, labels=labels)["uar"]
+
+    folds = []
+    for i in wanted:
+        split = splits[i]
+        test = np.asarray(split.test)
+        stored = keep / f"fold{i}{'_quick' if args.quick else ''}.npz" if keep else None
+        if stored and stored.is_file():
+            network = np.load(stored)["probs"]
+        else:
+            run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0)
+            network = run.model.predict(prep.X[test], verbose=0)
+            keras.backend.clear_session()
+            if stored:
+                np.savez(stored, probs=network, test=test)
+        y = prep.y[test]
+        row = {"fold": i, "test_actors": sorted(int(a) for a in prep.index["actor"].iloc[test].unique()),
+               "network": uar(y, network)}
+        for name, X in tables.items():
+            linear = _linear_probabilities(X, prep.y, np.asarray(split.train), test, args.C, len(labels))
+            fused = args.weight * network + (1 - args.weight) * linear
+            row[name] = uar(y, linear)
+            row[f"fused_{name}"] = uar(y, fused)
+            row[f"fused_{name}_accuracy"] = float((fused.argmax(1) == y).mean())
+            row[f"sweep_{name}"] = {str(w): uar(y, w * network + (1 - w) * linear) for w in SWEEP}
+        folds.append(row)
+        print(f"fold {i} (actors {','.join(f'{a:02d}' for a in row['test_actors'])}): network {row['network']:.3f}  "
+              + "  ".join(f"{k} {row[k]:.3f} -> fused {row['fused_' + k]:.3f}" for k in tables), flush=True)
+
+    summary = {"network": _mean_std([f["network"] for f in folds])}
+    for name in tables:
+        summary[name] = _mean_std([f[name] for f in folds])
+        summary[f"fused_{name}"] = _mean_std([f[f"fused_{name}"] for f in folds])
+        summary[f"fused_{name}_accuracy"] = _mean_std([f[f"fused_{name}_accuracy"] for f in folds])
+        gains = [f[f"fused_{name}"] - f["network"] for f in folds]
+        summary[f"gain_{name}"] = {"mean": float(np.mean(gains)), "min": float(np.min(gains)),
+                                   "max": float(np.max(gains)), "folds_better": int(sum(g > 0 for g in gains))}
+        sweep = {w: np.mean([f[f"sweep_{name}"][str(w)] for f in folds]) for w in SWEEP}
+        print(f"{name}: UAR alone {summary[name][0]:.3f}, network {summary['network'][0]:.3f}, fused (weight "
+              f"{args.weight}) {summary[f'fused_{name}'][0]:.3f} ± {summary[f'fused_{name}'][1]:.3f}; gain per fold "
+              f"{min(gains):+.3f} to {max(gains):+.3f}; sweep (information only, chosen on test folds would be "
+              f"optimistic): " + ", ".join(f"{w}: {u:.3f}" for w, u in sweep.items()))
+
+    payload = {"protocol": f"speaker-independent actor 5-fold (actor_kfold seed {args.seed}, no validation actors)",
+               "network": prep.model_name, "settings": {"C": args.C, "weight": args.weight, "quick": args.quick,
+                                                         "seed": args.seed, "folds": list(wanted)},
+               "labels": labels, "extraction_seconds": extraction, "n_clips": len(paths),
+               "folds": folds, "summary": summary, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1)
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Utterance functionals: one fixed-length vector of statistics per clip.
+
+The networks of the book read frame sequences (MFCCs, log-mel). The classical alternative,
+used by the openSMILE feature sets of the speech-emotion challenges, summarises each
+frame-level descriptor over the whole clip by statistics (mean, spread, percentiles,
+skew) and gives the vector to a linear classifier. This module computes such a vector with
+librosa only, so it carries no licence beyond serlib's own:
+
+* frame descriptors (16 kHz, 32 ms window, 10 ms hop, silence trimmed at 35 dB):
+  20 MFCCs, 40 log-mel bands, log RMS energy, zero-crossing rate, log spectral centroid,
+  bandwidth, roll-off and flatness, and 6 spectral-contrast bands;
+* their frame-to-frame differences;
+* ten statistics of each (mean, standard deviation, 1st/25th/50th/75th/99th percentile,
+  1-99 range, skewness, kurtosis);
+* the same statistics of log F0 (YIN, 60-500 Hz) over the louder frames, the voiced share
+  and the trimmed duration.
+
+:func:`functionals` extracts the vectors for many files with a progress bar;
+:func:`functional_names` names every column. ``benchmarks/fusion.py`` measures what a
+logistic regression on them adds to the recommended network. Explained in the chapter
+"Beyond the reports".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SR = 16000
+N_FFT = 512
+HOP = 160
+TOP_DB = 35.0
+N_MFCC = 20
+N_MELS = 40
+N_CONTRAST = 5          # bands; librosa returns one more (the valley of the top band)
+STATISTICS = ("mean", "std", "p01", "p25", "p50", "p75", "p99", "range", "skew", "kurtosis")
+
+
+def _descriptor_names() -> list[str]:
+    return ([f"mfcc{i}" for i in range(N_MFCC)] + [f"logmel{i}" for i in range(N_MELS)]
+            + ["log_rms", "zcr", "log_centroid", "log_bandwidth", "log_rolloff", "log_flatness"]
+            + [f"contrast{i}" for i in range(N_CONTRAST + 1)])
+
+
+def functional_names() -> list[str]:
+    """Column names of :func:`utterance_functionals`, in order.
+
+    Explained in the chapter "Beyond the reports".
+    """
+    names = []
+    for rows in (_descriptor_names(), ["log_f0"]):
+        for delta in ("", "d_"):
+            names += [f"{delta}{row}_{stat}" for stat in STATISTICS for row in rows]
+    return names + ["duration_s", "voiced_share"]
+
+
+def _statistics(frames: np.ndarray) -> np.ndarray:
+    """Ten statistics of every row of ``frames`` and of its frame-to-frame differences."""
+    import warnings
+
+    from scipy import stats
+
+    frames = np.atleast_2d(np.asarray(frames, dtype=np.float64))
+    if frames.shape[1] < 2:          # one frame: no spread, no differences
+        frames = np.repeat(frames, 2, axis=1)
+    out = []
+    for block in (frames, np.diff(frames, axis=1)):
+        q = np.percentile(block, [1, 25, 50, 75, 99], axis=1)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # near-constant rows: skew/kurtosis 0
+            skew = np.nan_to_num(stats.skew(block, axis=1))
+            kurt = np.nan_to_num(stats.kurtosis(block, axis=1))
+        out += [block.mean(1), block.std(1), *q, q[4] - q[0], skew, kurt]
+    return np.concatenate(out)
+
+
+def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
+    """One vector of clip statistics (length ``len(functional_names())``) for signal ``y``.
+
+    ``y`` is resampled to 16 kHz when ``sr`` differs and trimmed of leading and trailing
+    silence. Explained in the chapter "Beyond the reports".
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if sr != SR:
+        y = librosa.resample(y, orig_sr=sr, target_sr=SR)
+    trimmed, _ = librosa.effects.trim(y, top_db=TOP_DB)
+    if len(trimmed) >= N_FFT:
+        y = trimmed
+    if len(y) < N_FFT:
+        y = np.pad(y, (0, N_FFT - len(y)))
+    magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    power = magnitude ** 2
+    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=SR, n_mels=N_MELS))
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)
+    rms = librosa.feature.rms(S=magnitude, frame_length=N_FFT)
+    spectral = [
+        np.log(rms + 1e-6),
+        librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP),
+        np.log1p(librosa.feature.spectral_centroid(S=magnitude, sr=SR)),
+        np.log1p(librosa.feature.spectral_bandwidth(S=magnitude, sr=SR)),
+        np.log1p(librosa.feature.spectral_rolloff(S=magnitude, sr=SR)),
+        np.log(librosa.feature.spectral_flatness(S=magnitude) + 1e-8),
+        librosa.feature.spectral_contrast(S=magnitude, sr=SR, n_bands=N_CONTRAST, fmin=100),
+    ]
+    n = min(block.shape[1] for block in [mfcc, log_mel, *spectral])
+    frames = np.vstack([block[:, :n] for block in [mfcc, log_mel, *spectral]])
+
+    f0 = librosa.yin(y, fmin=60, fmax=500, sr=SR, frame_length=2 * N_FFT, hop_length=HOP)
+    loud = rms[0, : len(f0)] > 0.1 * rms.max() if rms.max() > 0 else np.zeros(len(f0), bool)
+    loud = np.pad(loud, (0, len(f0) - len(loud)))
+    log_f0 = np.log(f0[loud] if loud.sum() >= 2 else f0)
+    return np.concatenate([_statistics(frames), _statistics(log_f0[None]),
+                           [len(y) / SR, float(loud.mean())]]).astype(np.float32)
+
+
+def functionals(paths, *, n_jobs: int = 1, progress: bool = True) -> np.ndarray:
+    """:func:`utterance_functionals` of every file in ``paths``, as an ``(n, d)`` array.
+
+    Files are read with :func:`serlib.audio.load_audio` (any rate, stereo mixed down); an
+    unreadable file raises its one-line :class:`~serlib.errors.AudioError`. Explained in
+    the chapter "Beyond the reports".
+    """
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    from .audio import load_audio
+
+    def one(path):
+        return utterance_functionals(load_audio(path, sr=SR), SR)
+
+    paths = list(paths)
+    bar = tqdm(paths, unit="clip", desc="functionals", disable=not progress)
+    rows = Parallel(n_jobs=n_jobs)(delayed(one)(p) for p in bar)
+    return np.vstack(rows) if rows else np.zeros((0, len(functional_names())), np.float32)
