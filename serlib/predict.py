@@ -7,7 +7,9 @@ training clips went through, as the run's :class:`~serlib.features.FeatureSpec` 
 resampled to ``spec.sr``, silence-trimmed when ``spec.trim``, cut at ``spec.offset``
 seconds, then cropped or zero-padded to ``spec.duration`` seconds and/or ``spec.n_frames``
 frames. So a long recording is judged on its first seconds only (after the offset) and a
-short one is padded with silence: cut long recordings into utterances first.
+short one is padded with silence: cut long recordings into utterances first. A run that
+fuses its network with a regression on clip functionals (:mod:`serlib.fusion`) also
+computes :mod:`serlib.functionals` of the whole recording at 16 kHz.
 
 File names need not be RAVDESS names. A file that cannot be read gets
 ``{"path", "error"}`` (one line) and the others are still predicted. The model is loaded
@@ -69,10 +71,18 @@ def _result(run: Run, path: str, proba: np.ndarray) -> dict:
     return {"path": path, "label": run.labels[int(np.argmax(proba))], "probabilities": probabilities}
 
 
-def _proba(run: Run, X: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    from .training import probabilities
+def _proba(run: Run, X: np.ndarray, batch_size: int = 32, F: np.ndarray | None = None) -> np.ndarray:
+    return run.predict_proba(X, batch_size=batch_size, functionals=F)
 
-    return probabilities(run.model, run.prepare(X), batch_size=batch_size)
+
+def _file_functionals(run: Run, path: str):
+    """The clip functionals a fused run needs for ``path`` (``None`` for a network-only run)."""
+    if run.fusion is None:
+        return None
+    from .audio import load_audio
+    from .functionals import SR, utterance_functionals
+
+    return utterance_functionals(load_audio(path, sr=SR), SR)
 
 
 def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
@@ -97,7 +107,7 @@ def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
     from .features import extract_file
 
     out: list[dict | None] = []
-    groups: dict[tuple, list[tuple[int, str, np.ndarray]]] = {}
+    groups: dict[tuple, list[tuple[int, str, np.ndarray, np.ndarray | None]]] = {}
     for path, error in items:
         if error is not None:
             out.append({"path": path, "error": error})
@@ -106,34 +116,30 @@ def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
             features = np.asarray(extract_file(path, run.spec), dtype=np.float32)
             if not np.all(np.isfinite(features)):
                 raise AudioError(path, "gives non-finite features", "check that the recording is not corrupt")
+            functionals = _file_functionals(run, path)
         except Exception as error:  # one bad file must not stop the others
             out.append({"path": path, "error": _error_line(error)})
             continue
         out.append(None)
-        groups.setdefault(features.shape, []).append((len(out) - 1, path, features))
+        groups.setdefault(features.shape, []).append((len(out) - 1, path, features, functionals))
     for shape, members in groups.items():
-        X = np.stack([f for _, _, f in members])
+        X = np.stack([m[2] for m in members])
+        F = None if run.fusion is None else np.stack([m[3] for m in members])
         try:
-            proba = _proba(run, X, batch_size)
+            proba = _proba(run, X, batch_size, F)
         except Exception as error:
-            for slot, path, _ in members:
+            for slot, path, *_ in members:
                 out[slot] = {"path": path, "error": f"features of shape {shape} do not fit the model "
                                                     f"({_error_line(error)})"}
             continue
-        for (slot, path, _), p in zip(members, proba):
+        for (slot, path, *_), p in zip(members, proba):
             out[slot] = _result(run, path, p)
     return out  # type: ignore[return-value]
 
 
-def prepare_waveform(y, sr: int, spec) -> np.ndarray:
-    """A waveform as the run's features expect it: mono, ``spec.sr``, trimmed, cropped/padded.
-
-    The same steps :func:`serlib.audio.load_audio` applies to a file for
-    :func:`serlib.features.extract_file`. ``y`` may be ``(n,)``, ``(n, channels)`` or
-    ``(channels, n)`` (the shorter axis is taken as channels). Explained in the chapter
-    "Beyond the reports".
-    """
-    from .audio import MIN_DURATION, fix_length, resample, trim_silence
+def _mono(y, sr: int) -> tuple[np.ndarray, int]:
+    """Check a waveform and return it as mono float32, with its rate as an int."""
+    from .audio import MIN_DURATION
 
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer):  # e.g. int16 from a browser upload
@@ -151,6 +157,20 @@ def prepare_waveform(y, sr: int, spec) -> np.ndarray:
         raise SerlibError(f"sample rate {sr}: must be positive")
     if len(y) / sr < MIN_DURATION:
         raise SerlibError(f"recording too short ({1000 * len(y) / sr:.0f} ms); record at least a second")
+    return y, sr
+
+
+def prepare_waveform(y, sr: int, spec) -> np.ndarray:
+    """A waveform as the run's features expect it: mono, ``spec.sr``, trimmed, cropped/padded.
+
+    The same steps :func:`serlib.audio.load_audio` applies to a file for
+    :func:`serlib.features.extract_file`. ``y`` may be ``(n,)``, ``(n, channels)`` or
+    ``(channels, n)`` (the shorter axis is taken as channels). Explained in the chapter
+    "Beyond the reports".
+    """
+    from .audio import fix_length, resample, trim_silence
+
+    y, sr = _mono(y, sr)
     y = resample(np.ascontiguousarray(y), sr, spec.sr)
     if spec.trim:
         y = trim_silence(y, spec.sr, top_db=spec.top_db)
@@ -174,7 +194,12 @@ def predict_waveform(run, y, sr: int) -> dict:
 
     run = _as_run(run)
     features = np.asarray(extract(prepare_waveform(y, sr, run.spec), run.spec), dtype=np.float32)
-    proba = _proba(run, features[None, ...])[0]
+    F = None
+    if run.fusion is not None:
+        from .functionals import utterance_functionals
+
+        F = utterance_functionals(*_mono(y, sr))[None, :]
+    proba = _proba(run, features[None, ...], F=F)[0]
     result = _result(run, "", proba)
     result.pop("path")
     return result

@@ -8,6 +8,8 @@ A run folder holds::
                     training seconds, serlib/keras versions, data source
     history.json    per-epoch loss/accuracy (training and validation) and learning rate
     metrics.json    test-split scores (accuracy, uar, f1_macro, n, labels, confusion)
+    functionals.npz only for models with ``functionals_fusion``: the regression on clip
+                    functionals averaged with the network (:mod:`serlib.fusion`)
 
 :func:`save_run` writes the files into a temporary sibling folder and renames it into
 place, so an interrupted run never leaves a half-written run folder behind.
@@ -50,6 +52,8 @@ class Run:
     spec: FeatureSpec
     normalization: dict | None = None
     info: dict = field(default_factory=dict)
+    #: The regression on clip functionals fused with the network (:mod:`serlib.fusion`), or None.
+    fusion: dict | None = None
 
     @property
     def name(self) -> str:
@@ -60,11 +64,23 @@ class Run:
         """Apply the run's training-set normalisation to a batch of features."""
         return apply_normalization(features, self.normalization)
 
-    def predict_proba(self, features: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities ``(n, n_labels)`` for a batch of extracted features."""
+    def predict_proba(self, features: np.ndarray, batch_size: int = 64, *, functionals=None) -> np.ndarray:
+        """Class probabilities ``(n, n_labels)`` for a batch of extracted features.
+
+        A run that fuses its network with a regression on clip functionals (``fusion``)
+        also needs ``functionals``: :func:`serlib.functionals.functionals` of the same clips.
+        """
         from .training import probabilities
 
-        return probabilities(self.model, self.prepare(features), batch_size=batch_size)
+        proba = probabilities(self.model, self.prepare(features), batch_size=batch_size)
+        if self.fusion is None:
+            return proba
+        if functionals is None:
+            raise SerlibError("this run averages its network with a regression on clip functionals: pass "
+                              "functionals=serlib.functionals.functionals(paths) of the same clips")
+        from .fusion import fuse
+
+        return fuse(self.fusion, proba, functionals)
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -174,6 +190,10 @@ def save_run(run: Run, out_dir) -> Path:
         write_json(tmp / INFO_FILE, info)
         write_json(tmp / HISTORY_FILE, run.history)
         write_json(tmp / METRICS_FILE, run.metrics)
+        if run.fusion is not None:
+            from . import fusion
+
+            fusion.save(run.fusion, tmp / fusion.FILE)
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
@@ -221,8 +241,16 @@ def load_run(run_dir, *, compile: bool = False) -> Run:
     model = _load_keras_model(path / MODEL_FILE, compile=compile)
     history = _read_json(path / HISTORY_FILE, "history") or {}
     metrics = _read_json(path / METRICS_FILE, "metrics") or {}
+    fused = None
+    if info.get("functionals_fusion"):
+        from . import fusion
+
+        if not (path / fusion.FILE).is_file():
+            raise SerlibError(f"{path}: the run fuses its network with a regression on clip functionals but "
+                              f"{fusion.FILE} is missing; the run folder is damaged, retrain it")
+        fused = fusion.load(path / fusion.FILE)
     return Run(dir=path, model=model, history=history, metrics=metrics, labels=list(info["labels"]),
-               spec=spec, normalization=info.get("normalization"), info=info)
+               spec=spec, normalization=info.get("normalization"), info=info, fusion=fused)
 
 
 def _load_keras_model(path: Path, *, compile: bool):

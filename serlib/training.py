@@ -86,6 +86,21 @@ class PreparedData:
     spec: FeatureSpec
     task: str
     data: dict = field(default_factory=dict)
+    #: :mod:`serlib.functionals` of every clip, computed on first use (:func:`prepared_functionals`).
+    functionals: np.ndarray | None = field(default=None, repr=False)
+
+
+def prepared_functionals(prep: PreparedData, verbose=1) -> np.ndarray:
+    """The utterance functionals of every clip of ``prep`` (computed once, then kept on it).
+
+    Explained in the chapter "Beyond the reports".
+    """
+    if prep.functionals is None:
+        from .functionals import functionals
+
+        _log(verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
+        prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
+    return prep.functionals
 
 
 def _log(verbose, message: str) -> None:
@@ -460,6 +475,17 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     best_epoch = _best_epoch(curves, monitor)
 
     proba = probabilities(model, X_test)
+    fusion, fusion_info = None, None
+    settings = getattr(entry, "functionals_fusion", None)
+    if settings:  # a regression on the training clips' functionals, averaged with the network
+        from .fusion import fit_linear, fuse
+
+        F = prepared_functionals(prep, verbose)
+        fusion = fit_linear(F[split.train], prep.y[split.train], len(prep.labels), **settings)
+        alone = classification_report(y_test, proba, prep.labels)
+        proba = fuse(fusion, proba, F[split.test])
+        fusion_info = {**settings, "n_functionals": int(F.shape[1]), "n_train": int(len(split.train)),
+                       "network_alone": {"uar": alone["uar"], "accuracy": alone["accuracy"]}}
     metrics = classification_report(y_test, proba, prep.labels)
     metrics["protocol"] = split.protocol
 
@@ -483,6 +509,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "n_train": int(len(split.train)),
         "n_train_augmented": int(n_augmented),
         "song": song_info,
+        "functionals_fusion": fusion_info,
         "n_val": int(len(split.val)),
         "n_test": int(len(split.test)),
         "params": int(model.count_params()),
@@ -495,7 +522,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     return Run(dir=None, model=model, history=curves, metrics=metrics, labels=list(prep.labels),
-               spec=prep.spec, normalization=stats, info=info)
+               spec=prep.spec, normalization=stats, info=info, fusion=fusion)
 
 
 def _quick_cap(X, y, n, seed):
@@ -841,7 +868,12 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
         raise DataError(f"{data_dir}: none of its {record['n_in']} clips has a label this run knows "
                         f"({', '.join(run.labels)})")
     X = _extract(df["path"], run.spec, verbose)
-    proba = probabilities(run.model, run.prepare(X))
+    F = None
+    if run.fusion is not None:
+        from .functionals import functionals
+
+        F = functionals(df["path"], progress=bool(verbose))
+    proba = run.predict_proba(X, functionals=F)
     from .metrics import classification_report
 
     lookup = {label: i for i, label in enumerate(run.labels)}

@@ -82,7 +82,9 @@ class ModelEntry:
     (index column -> allowed value or values, e.g. ``{"intensity": "strong"}``, or a function
     ``DataFrame -> DataFrame``; applied by :func:`serlib.training.select_clips`), ``corpus``
     ("speech", "song" or "speech+song": which RAVDESS part the report trained on),
-    ``input_text`` (a short description for tables) and ``aliases``.
+    ``input_text`` (a short description for tables), ``aliases``, and the training options
+    described at each field below (``normalize``, ``lr_schedule``, ``class_weight``,
+    ``train_with_song``, ``functionals_fusion``).
     Explained in the chapter "The comparison".
     """
 
@@ -117,6 +119,10 @@ class ModelEntry:
     #: Also train on the RAVDESS song clips of the training actors when a song folder is
     #: found (:mod:`serlib.song`); validation, test and prediction stay speech.
     train_with_song: bool = False
+    #: ``{"weight": w, "C": c}``: after training, fit a logistic regression on the
+    #: :mod:`serlib.functionals` of the training clips and predict ``w * network +
+    #: (1 - w) * regression`` (:mod:`serlib.fusion`); ``None``: the network alone.
+    functionals_fusion: dict | None = None
 
     def __post_init__(self):
         def bad(what):
@@ -155,6 +161,9 @@ class ModelEntry:
         if unknown:
             bad(f"unknown callbacks keys {sorted(unknown)}; use {', '.join(CALLBACK_KEYS)}")
         object.__setattr__(self, "callbacks", callbacks(**self.callbacks))
+        from ..fusion import check_settings
+
+        object.__setattr__(self, "functionals_fusion", check_settings(self.functionals_fusion))
 
     @property
     def target(self) -> str:

@@ -1,0 +1,100 @@
+"""Late fusion of a network with a linear model on utterance functionals.
+
+A model entry with ``functionals_fusion={"weight": w, "C": c}`` is trained as usual; then
+:func:`fit_linear` fits a standardised logistic regression (inverse L2 strength ``c``) on
+the :mod:`serlib.functionals` vectors of the same training clips, and every prediction is
+``w * network + (1 - w) * linear`` (:func:`fuse`). The regression is stored beside the
+Keras model in the run folder (``functionals.npz``) as plain arrays, so prediction needs
+NumPy only. ``benchmarks/fusion.py`` measured the gain. Explained in the chapter "Beyond
+the reports".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SerlibError
+
+FILE = "functionals.npz"
+KEYS = ("weight", "C")
+
+
+def check_settings(settings) -> dict | None:
+    """Validate an entry's ``functionals_fusion`` dict (``None``: no fusion).
+
+    Explained in the chapter "Beyond the reports".
+    """
+    if settings is None:
+        return None
+    if not isinstance(settings, dict) or set(settings) - set(KEYS):
+        raise SerlibError(f"functionals_fusion must be a dict with keys {', '.join(KEYS)}, not {settings!r}")
+    weight, C = float(settings.get("weight", 0.5)), float(settings.get("C", 0.01))
+    if not 0.0 <= weight < 1.0 or C <= 0:
+        raise SerlibError(f"functionals_fusion {settings!r}: weight in [0, 1) (the network's share), C > 0")
+    return {"weight": weight, "C": C}
+
+
+def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight: float) -> dict:
+    """Standardise ``F`` and fit a multinomial logistic regression; returns its arrays.
+
+    Classes absent from ``y`` get probability 0. Explained in the chapter "Beyond the
+    reports".
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    F = np.asarray(F, dtype=np.float64)
+    mean, scale = F.mean(axis=0), F.std(axis=0)
+    scale = np.where(scale < 1e-8, 1.0, scale)
+    model = LogisticRegression(C=C, max_iter=5000).fit((F - mean) / scale, np.asarray(y, dtype=int))
+    coef = np.zeros((n_classes, F.shape[1]))
+    intercept = np.full(n_classes, -np.inf)
+    if len(model.classes_) == 2:  # sklearn keeps one row for two classes
+        coef[model.classes_[1]], intercept[model.classes_[1]] = model.coef_[0], model.intercept_[0]
+        coef[model.classes_[0]], intercept[model.classes_[0]] = 0.0, 0.0
+    else:
+        coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+    return {"mean": mean, "scale": scale, "coef": coef, "intercept": intercept,
+            "weight": float(weight), "C": float(C)}
+
+
+def linear_proba(params: dict, F: np.ndarray) -> np.ndarray:
+    """Class probabilities of the stored regression for functionals ``F`` ``(n, d)``.
+
+    Explained in the chapter "Beyond the reports".
+    """
+    F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+    if F.shape[1] != len(params["mean"]):
+        raise SerlibError(f"functionals have {F.shape[1]} values per clip, the run's regression expects "
+                          f"{len(params['mean'])}; retrain the run with this serlib version")
+    logits = ((F - params["mean"]) / params["scale"]) @ params["coef"].T + params["intercept"]
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fuse(params: dict, network: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """``weight * network + (1 - weight) * linear``: the fused class probabilities.
+
+    Explained in the chapter "Beyond the reports".
+    """
+    w = float(params["weight"])
+    return (w * np.asarray(network, dtype=np.float64) + (1 - w) * linear_proba(params, F)).astype(np.float32)
+
+
+def save(params: dict, path) -> None:
+    """Write the regression's arrays to ``path`` (``.npz``). Explained in "Beyond the reports"."""
+    np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
+
+
+def load(path) -> dict:
+    """Read what :func:`save` wrote. Explained in the chapter "Beyond the reports"."""
+    try:
+        with np.load(path) as data:
+            params = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as error:
+        raise SerlibError(f"{path}: cannot read the run's functionals regression ({error}); "
+                          "the run folder is damaged, retrain it") from None
+    missing = {"mean", "scale", "coef", "intercept", "weight"} - set(params)
+    if missing:
+        raise SerlibError(f"{path}: lacks {', '.join(sorted(missing))}; the run folder is damaged, retrain it")
+    params["weight"] = float(params["weight"])
+    return params

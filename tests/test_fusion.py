@@ -1,0 +1,121 @@
+"""serlib.fusion: a network averaged with a regression on clip functionals, from training to predict."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from serlib import fusion
+from serlib.errors import SerlibError
+from serlib.functionals import functionals
+from serlib.models import register_variant
+from serlib.runs import load_run
+from serlib.training import evaluate_run, prepare_data, train
+
+BASE = "das2019_model_b"          # the fastest registered model
+FUSED = "test_das_b_fused"
+TINY = dict(epochs=2, batch_size=16, quick=True, verbose=0)
+
+
+# ------------------------------------------------------------------------------- the arithmetic
+def test_linear_part_matches_scikit_learn_and_fuses_to_probabilities():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(60, 5))
+    y = (F[:, 0] > 0).astype(int) + 2 * (F[:, 1] > 0)           # classes 0..3; class 4 never seen
+    params = fusion.fit_linear(F, y, 5, C=0.5, weight=0.25)
+    reference = LogisticRegression(C=0.5, max_iter=5000).fit((F - F.mean(0)) / F.std(0), y)
+    expected = reference.predict_proba((F - F.mean(0)) / F.std(0))
+    got = fusion.linear_proba(params, F)
+    np.testing.assert_allclose(got[:, :4], expected, atol=1e-6)
+    assert np.all(got[:, 4] == 0)                                  # an unseen class gets nothing
+    network = np.full((60, 5), 0.2)
+    fused = fusion.fuse(params, network, F)
+    np.testing.assert_allclose(fused, 0.25 * network + 0.75 * got, atol=1e-6)
+    np.testing.assert_allclose(fused.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_two_classes_use_the_single_row_scikit_learn_keeps():
+    rng = np.random.default_rng(1)
+    F = rng.normal(size=(40, 3))
+    y = (F[:, 2] > 0).astype(int)
+    p = fusion.linear_proba(fusion.fit_linear(F, y, 2, C=1.0, weight=0.5), F)
+    assert ((p[:, 1] > 0.5) == (y == 1)).mean() > 0.9
+
+
+@pytest.mark.parametrize("bad", [{"weight": 1.0}, {"weight": -0.1}, {"C": 0}, {"alpha": 1}, "0.5"])
+def test_bad_settings_are_refused_when_registering(bad):
+    with pytest.raises(SerlibError, match="functionals_fusion"):
+        register_variant(BASE, "test_bad_fusion", functionals_fusion=bad)
+
+
+def test_wrong_width_is_a_one_line_error():
+    params = fusion.fit_linear(np.eye(4), np.arange(4) % 2, 2, C=1.0, weight=0.5)
+    with pytest.raises(SerlibError, match="retrain"):
+        fusion.linear_proba(params, np.zeros((1, 7)))
+
+
+# ------------------------------------------------------------------------------- a whole run
+@pytest.fixture(scope="module")
+def fused_run(standin_dir, tmp_path_factory):
+    """A tiny run of a fused variant; the variant leaves the registry afterwards (other tests list models)."""
+    from serlib.models import registry
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("_REGISTRY", "_ALIASES", "_PARAMS"):
+            patch.setattr(registry, name, dict(getattr(registry, name)))
+        register_variant(BASE, FUSED, functionals_fusion={"weight": 0.5, "C": 0.01})
+        yield train(FUSED, standin_dir, out_dir=tmp_path_factory.mktemp("fused") / "run", seed=0, **TINY)
+
+
+def test_training_stores_the_regression_and_both_scores(fused_run):
+    assert (fused_run.dir / fusion.FILE).is_file()
+    info = json.loads((fused_run.dir / "run.json").read_text())
+    record = info["functionals_fusion"]
+    assert record["weight"] == 0.5 and record["C"] == 0.01 and record["n_functionals"] > 1000
+    assert 0 <= record["network_alone"]["uar"] <= 1
+    assert fused_run.fusion["coef"].shape == (8, record["n_functionals"])
+
+
+def test_loaded_run_predicts_the_same_and_needs_the_functionals(fused_run, standin_dir):
+    prep = prepare_data(FUSED, standin_dir, verbose=0)
+    paths = prep.index["path"].iloc[:6]
+    X, F = prep.X[:6], functionals(paths, progress=False)
+    run = load_run(fused_run.dir)
+    np.testing.assert_allclose(run.predict_proba(X, functionals=F), fused_run.predict_proba(X, functionals=F),
+                               atol=1e-5)
+    network = dataclasses.replace(run, fusion=None).predict_proba(X)          # the network alone
+    assert not np.allclose(network, run.predict_proba(X, functionals=F), atol=1e-4)
+    with pytest.raises(SerlibError, match="functionals"):
+        run.predict_proba(X)
+
+
+def test_evaluate_and_predict_use_the_fusion(fused_run, standin_dir):
+    from serlib.audio import load_audio
+    from serlib.predict import predict_paths, predict_waveform
+
+    metrics = evaluate_run(fused_run.dir, standin_dir)
+    assert metrics["n"] == 240 and 0 <= metrics["uar"] <= 1
+    prep = prepare_data(FUSED, standin_dir, verbose=0)
+    paths = [str(p) for p in prep.index["path"].iloc[:3]]
+    expected = fused_run.predict_proba(prep.X[:3], functionals=functionals(paths, progress=False))
+    results = predict_paths(fused_run.dir, paths)
+    for result, row in zip(results, expected):
+        np.testing.assert_allclose([result["probabilities"][k] for k in fused_run.labels], row, atol=1e-4)
+    y = load_audio(paths[0], sr=48000)
+    single = predict_waveform(fused_run, y, 48000)
+    assert single["label"] in fused_run.labels
+    assert sum(single["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_run_folder_without_its_regression_is_refused(fused_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(fused_run.dir, copy)
+    (copy / fusion.FILE).unlink()
+    with pytest.raises(SerlibError, match="damaged"):
+        load_run(copy)
