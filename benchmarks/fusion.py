@@ -5,7 +5,8 @@ On the folds of ``benchmarks/recommended.py`` (actor-wise 5-fold on actors 01-20
 
 1. trains the recommended model on each fold's 16 training actors with
    ``serlib.training.fit_split`` (the same code as ``serlib train recommended``) and keeps
-   its class probabilities for the fold's 4 test actors;
+   its network's class probabilities for the fold's 4 test actors (the recommended model
+   has since adopted this fusion; this script still scores the parts separately);
 2. fits a standardised logistic regression (``--C``) on :mod:`serlib.functionals` vectors
    of the same training clips (librosa only) and, with ``--opensmile``, on openSMILE's
    ComParE_2016 functionals too (needs the ``opensmile`` package, research licence);
@@ -115,17 +116,16 @@ def main(argv=None) -> int:
 
     import keras
 
-    from serlib.functionals import functionals
     from serlib.metrics import classification_report
     from serlib.splits import actor_kfold
-    from serlib.training import fit_split, prepare_data
+    from serlib.training import fit_split, prepare_data, prepared_functionals
 
     prep = prepare_data("recommended", _data_dir(args.data), verbose=0)
     if prep.data.get("synthetic"):
         print("WARNING: SYNTHETIC stand-in data, not RAVDESS: these numbers mean nothing", flush=True)
     paths = prep.index["path"].astype(str).tolist()
     wall = time.perf_counter()
-    tables = {"librosa": functionals(paths)}
+    tables = {"librosa": prepared_functionals(prep)}          # kept on prep: the fused model reuses them
     extraction = {"librosa": round(time.perf_counter() - wall, 1)}
     if args.opensmile:
         wall = time.perf_counter()

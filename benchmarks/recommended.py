@@ -24,6 +24,10 @@ Usage::
     python benchmarks/recommended.py --epochs 120 --set dropout=0.4 --out /tmp/variant.json
                                                          # a variant: other epochs, builder settings
 
+A model with ``functionals_fusion`` (the recommended one) also gets its clip functionals
+(:mod:`serlib.functionals`) in the timed feature step, and each fold records the network's
+own UAR beside the fused one (``network_alone``).
+
 ``--song DIR`` / ``--no-song`` override whether the RAVDESS song clips of each fold's
 training actors are added to its training data (``serlib.song``; the model's default is
 ``train_with_song``). Test actors' songs are never used.
@@ -175,7 +179,7 @@ def main(argv=None) -> int:
     from serlib.models import get_model
     from serlib.song import song_data
     from serlib.splits import actor_kfold
-    from serlib.training import fit_split, prepare_data
+    from serlib.training import fit_split, prepare_data, prepared_functionals
 
     data = _data_dir(args.data)
     entry = get_model(args.model)
@@ -188,6 +192,8 @@ def main(argv=None) -> int:
 
     wall, cpu = time.perf_counter(), time.process_time()
     prep = prepare_data(entry.name, data, verbose=0)
+    if entry.functionals_fusion:  # the clip functionals the fused model also needs, timed with the features
+        prepared_functionals(prep, verbose=1)
     song = song_data(entry.name, False if args.no_song else args.song, speech=prep, verbose=1)
     n_song = 0 if song is None else int(len(song.X))
     features = {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
@@ -217,7 +223,8 @@ def main(argv=None) -> int:
                       "f1_macro": m["f1_macro"], "n": m["n"], "labels": m["labels"], "confusion": m["confusion"],
                       "training_seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
                       "epochs": run.info["epochs_run"], "params": run.info["params"], "seed": args.seed + i,
-                      "n_train": int(len(split.train)), "n_song": (run.info["song"] or {}).get("n_clips", 0)})
+                      "n_train": int(len(split.train)), "n_song": (run.info["song"] or {}).get("n_clips", 0),
+                      "network_alone": (run.info.get("functionals_fusion") or {}).get("network_alone")})
         print(f"{i:>4}  {','.join(f'{a:02d}' for a in actors):<14} {m['uar']:6.3f} {m['accuracy']:6.3f} "
               f"{m['f1_macro']:6.3f} {seconds:8.1f} {cpu_seconds:7.1f}", flush=True)
         run.model = None
@@ -244,6 +251,7 @@ def main(argv=None) -> int:
         "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
         "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,
+                     "functionals_fusion": entry.functionals_fusion,
                      "quick": bool(args.quick), "seed": args.seed, "folds": list(wanted)},
         "data": {k: prep.data.get(k) for k in ("path", "source", "synthetic", "n_clips", "n_actors")},
         "song": None if song is None else {"path": song.data.get("path"), "n_clips": n_song,

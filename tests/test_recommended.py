@@ -158,3 +158,24 @@ def test_predicts_a_recording_on_its_own(trained, standin_dir):
     (result,) = predict_paths(trained.dir, [clip])
     assert result["label"] in get_model("recommended").labels
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_run_carries_its_functionals_regression(trained, standin_dir):
+    """The recommended model averages its network 50/50 with a regression on clip functionals."""
+    from serlib.features import extract_file
+    from serlib.functionals import functionals
+    from serlib.predict import predict_paths
+    from serlib.runs import load_run
+    from serlib.training import probabilities
+
+    assert get_model("recommended").functionals_fusion == {"weight": 0.5, "C": 0.01}
+    assert (trained.dir / "functionals.npz").is_file()
+    assert trained.info["functionals_fusion"]["network_alone"]["uar"] >= 0
+    run = load_run(trained.dir)
+    clips = sorted(Path(standin_dir).rglob("*.wav"))[:2]
+    X = np.stack([extract_file(c, run.spec) for c in clips])
+    network = probabilities(run.model, X)
+    fused = run.predict_proba(X, functionals=functionals(clips, progress=False))
+    assert not np.allclose(network, fused, atol=1e-4)
+    predicted = [[r["probabilities"][k] for k in run.labels] for r in predict_paths(run, clips)]
+    np.testing.assert_allclose(predicted, fused, atol=1e-4)
