@@ -399,7 +399,10 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
 
     ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of
     the training actors to training (:func:`serlib.song.song_for_split`); validation and
-    test stay speech. Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None).
+    test stay speech. An entry with ``functionals_fusion`` then fits a logistic regression on
+    the :mod:`serlib.functionals` of the speech training clips (:mod:`serlib.fusion`) and
+    scores the weighted average of the two (``run.info["functionals_fusion"]`` keeps the
+    network's own score). Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None).
     Explained in the chapter "Evaluating honestly".
     """
     import keras
