@@ -31,30 +31,17 @@ Writes ``benchmarks/results/fusion.json`` (``--out``). Explained in the chapter
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from recommended import _data_dir, _mean_std, _write  # noqa: E402  (the same data lookup, statistics, atomic write)
+
 SWEEP = (0.25, 0.4, 0.5, 0.6, 0.75)
-
-
-def _data_dir(arg):
-    if arg:
-        return Path(arg).expanduser()
-    if os.environ.get("SERLIB_DATA_DIR"):
-        return Path(os.environ["SERLIB_DATA_DIR"]).expanduser()
-    from serlib.config import shared_data_root
-
-    root = shared_data_root()
-    if root is None or not (root / "ravdess").is_dir():
-        sys.exit("no RAVDESS folder found: pass --data DIR or set SERLIB_DATA_DIR")
-    return root / "ravdess"
 
 
 def _opensmile_rows(paths):
@@ -83,20 +70,10 @@ def _opensmile_functionals(paths):
 
 
 def _linear_probabilities(X, y, train, test, C, n_classes):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The test clips' class probabilities of a regression fitted on the training clips (serlib.fusion)."""
+    from serlib.fusion import fit_linear, linear_proba
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
-    model.fit(X[train], y[train])
-    probs = np.zeros((len(test), n_classes))
-    probs[:, model.classes_] = model.predict_proba(X[test])
-    return probs
-
-
-def _mean_std(values):
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return linear_proba(fit_linear(X[train], y[train], n_classes, C=C, weight=0.0), X[test])
 
 
 def main(argv=None) -> int:
@@ -191,11 +168,7 @@ def main(argv=None) -> int:
                "labels": labels, "extraction_seconds": extraction, "n_clips": len(paths),
                "folds": folds, "summary": summary, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1)
-    os.replace(tmp, out)
+    _write(out, payload)
     print(f"wrote {out}")
     return 0
 
