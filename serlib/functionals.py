@@ -13,7 +13,11 @@ librosa only, so it carries no licence beyond serlib's own:
 * ten statistics of each (mean, standard deviation, 1st/25th/50th/75th/99th percentile,
   1-99 range, skewness, kurtosis);
 * the same statistics of log F0 (YIN, 60-500 Hz) over the louder frames, the voiced share
-  and the trimmed duration.
+  and the trimmed duration;
+* the same statistics of the voice-quality descriptors of :mod:`serlib.voice_quality`
+  (harmonics-to-noise ratio, formants, harmonic level differences over voiced frames; alpha
+  ratio, Hammarberg index, spectral slopes, flux and loudness over every frame) and its
+  clip measures (jitter, shimmer, timing).
 
 :func:`functionals` extracts the vectors for many files with a progress bar;
 :func:`functional_names` names every column. ``benchmarks/fusion.py`` measures what a
@@ -45,11 +49,17 @@ def functional_names() -> list[str]:
 
     Explained in the chapter "Beyond the reports".
     """
+    from .voice_quality import ALL_ROWS, SCALARS, VOICED_ROWS
+
     names = []
     for rows in (_descriptor_names(), ["log_f0"]):
         for delta in ("", "d_"):
             names += [f"{delta}{row}_{stat}" for stat in STATISTICS for row in rows]
-    return names + ["duration_s", "voiced_share"]
+    names += ["duration_s", "voiced_share"]
+    for rows in (VOICED_ROWS, ALL_ROWS):
+        for delta in ("", "d_"):
+            names += [f"{delta}{row}_{stat}" for stat in STATISTICS for row in rows]
+    return names + list(SCALARS)
 
 
 def _statistics(frames: np.ndarray) -> np.ndarray:
@@ -80,6 +90,8 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """
     import librosa
 
+    from .voice_quality import voice_quality
+
     y = np.asarray(y, dtype=np.float32)
     if sr != SR:
         y = librosa.resample(y, orig_sr=sr, target_sr=SR)
@@ -90,7 +102,8 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
         y = np.pad(y, (0, N_FFT - len(y)))
     magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
     power = magnitude ** 2
-    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=SR, n_mels=N_MELS))
+    mel_power = librosa.feature.melspectrogram(S=power, sr=SR, n_mels=N_MELS)
+    log_mel = librosa.power_to_db(mel_power)
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)
     rms = librosa.feature.rms(S=magnitude, frame_length=N_FFT)
     spectral = [
@@ -109,8 +122,10 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     loud = rms[0, : len(f0)] > 0.1 * rms.max() if rms.max() > 0 else np.zeros(len(f0), bool)
     loud = np.pad(loud, (0, len(f0) - len(loud)))
     log_f0 = np.log(f0[loud] if loud.sum() >= 2 else f0)
+    voiced_rows, all_rows, scalars = voice_quality(y, f0, magnitude, mel_power, loud)
     return np.concatenate([_statistics(frames), _statistics(log_f0[None]),
-                           [len(y) / SR, float(loud.mean())]]).astype(np.float32)
+                           [len(y) / SR, float(loud.mean())],
+                           _statistics(voiced_rows), _statistics(all_rows), scalars]).astype(np.float32)
 
 
 def functionals(paths, *, n_jobs: int = 1, progress: bool = True) -> np.ndarray:
