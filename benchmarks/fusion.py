@@ -8,8 +8,10 @@ On the folds of ``benchmarks/recommended.py`` (actor-wise 5-fold on actors 01-20
    its network's class probabilities for the fold's 4 test actors (the recommended model
    has since adopted this fusion; this script still scores the parts separately);
 2. fits a standardised logistic regression (``--C``) on :mod:`serlib.functionals` vectors
-   of the same training clips (librosa only) and, with ``--opensmile``, on openSMILE's
-   ComParE_2016 functionals too (needs the ``opensmile`` package, research licence);
+   of the same training clips (librosa, NumPy and SciPy only; ``librosa``), on the same
+   without the :mod:`serlib.voice_quality` block (``librosa_spectral``, to measure what
+   that block adds) and, with ``--opensmile``, on openSMILE's ComParE_2016 functionals too
+   (needs the ``opensmile`` package, research licence);
 3. averages the two probability vectors, ``weight * network + (1 - weight) * linear``,
    with the weight fixed beforehand (``--weight``, default 0.5): it is not tuned on the
    test folds. The sweep printed at the end is for information only, and choosing from
@@ -93,6 +95,7 @@ def main(argv=None) -> int:
 
     import keras
 
+    from serlib.functionals import functional_blocks
     from serlib.metrics import classification_report
     from serlib.splits import actor_kfold
     from serlib.training import fit_split, prepare_data, prepared_functionals
@@ -104,6 +107,9 @@ def main(argv=None) -> int:
     wall = time.perf_counter()
     tables = {"librosa": prepared_functionals(prep)}          # kept on prep: the fused model reuses them
     extraction = {"librosa": round(time.perf_counter() - wall, 1)}
+    # the same minus serlib.voice_quality's block: what the voice-quality descriptors add
+    tables["librosa_spectral"] = tables["librosa"][:, functional_blocks()["spectral and pitch"]]
+    extraction["librosa_spectral"] = extraction["librosa"]
     if args.opensmile:
         wall = time.perf_counter()
         tables["opensmile_compare"] = _opensmile_functionals(paths)

@@ -62,6 +62,19 @@ def functional_names() -> list[str]:
     return names + list(SCALARS)
 
 
+def functional_blocks() -> dict[str, slice]:
+    """The two blocks of :func:`functional_names`: spectral and pitch, then voice quality.
+
+    ``benchmarks/fusion.py`` uses them to measure what the voice-quality block adds.
+    Explained in the chapter "Beyond the reports".
+    """
+    from .voice_quality import ALL_ROWS, SCALARS, VOICED_ROWS
+
+    spectral = 2 * len(STATISTICS) * (len(_descriptor_names()) + 1) + 2
+    voice = 2 * len(STATISTICS) * (len(VOICED_ROWS) + len(ALL_ROWS)) + len(SCALARS)
+    return {"spectral and pitch": slice(0, spectral), "voice quality": slice(spectral, spectral + voice)}
+
+
 def _statistics(frames: np.ndarray) -> np.ndarray:
     """Ten statistics of every row of ``frames`` and of its frame-to-frame differences."""
     import warnings

@@ -41,3 +41,18 @@ def test_a_variant_is_registered_with_its_settings_and_epochs(bench):
 def test_unknown_settings_are_refused(bench):
     with pytest.raises(SystemExit, match="unknown setting"):
         bench._variant(get_model("recommended"), None, {"depth": 3})
+
+
+def test_the_tuning_record_compares_each_row_with_a_row_it_holds():
+    """Chapter 12's tuning table looks up each row's reference by name: a typo breaks the chapter."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[1] / "benchmarks/results/recommended_tuning.json").read_text())
+    variants = record["variants"]
+    names = {v["variant"] for v in variants}
+    assert len(names) == len(variants)
+    assert sum(bool(v.get("baseline")) for v in variants) == 1
+    for v in variants:
+        assert v.get("against") is None or v["against"] in names, v["variant"]
+        assert len(v["folds"]) == len(v["uar"]) and all(0 <= u <= 1 for u in v["uar"])

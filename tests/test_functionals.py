@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from serlib.errors import AudioError
-from serlib.functionals import SR, functional_names, functionals, utterance_functionals
+from serlib.functionals import SR, functional_blocks, functional_names, functionals, utterance_functionals
 
 
 def _vowel(f0: float, seconds: float = 1.5, sr: int = SR) -> np.ndarray:
@@ -27,6 +27,14 @@ def test_one_named_value_per_column_and_all_finite():
     vector = utterance_functionals(_vowel(150.0))
     assert vector.shape == (len(names),) and vector.dtype == np.float32
     assert np.all(np.isfinite(vector))
+
+
+def test_the_blocks_split_the_columns_where_voice_quality_starts():
+    names, blocks = functional_names(), functional_blocks()
+    spectral, voice = blocks["spectral and pitch"], blocks["voice quality"]
+    assert spectral.start == 0 and spectral.stop == voice.start and voice.stop == len(names)
+    assert names[voice.start] == "hnr_db_mean" and names[-1] == "unvoiced_run_std_s"
+    assert "voiced_share" in names[spectral] and not any(n.startswith(("hnr", "f1_", "jitter")) for n in names[spectral])
 
 
 @pytest.mark.parametrize("f0", [110.0, 220.0])

@@ -321,8 +321,10 @@ def build_recommended(input_shape, n_classes, **overrides):
         "Fixed epochs with a cosine learning-rate schedule (10 % warm-up), no early "
         "stopping: the validation speakers only monitor training.",
         "Late fusion: after the network is trained, a logistic regression (C 0.01) is fitted on "
-        "serlib.functionals of the same training clips (pitch, energy, MFCC, log-mel and "
-        "spectral statistics over the clip), and every prediction averages the two 50/50 "
+        "serlib.functionals of the same training clips (pitch, energy, MFCC, log-mel, "
+        "spectral and voice-quality statistics over the clip: harmonics-to-noise ratio, "
+        "formants, jitter, shimmer; serlib.voice_quality), and every prediction averages "
+        "the two 50/50 "
         "(serlib.fusion). The weight was fixed before any test fold was scored; "
         "benchmarks/fusion.py measured the gain on the same folds and seeds.",
         "Its UAR on unseen actors (actor-wise 5-fold CV) is in "
