@@ -15,7 +15,10 @@ On the folds of ``benchmarks/recommended.py`` (actor-wise 5-fold on actors 01-20
 3. averages the two probability vectors, ``weight * network + (1 - weight) * linear``,
    with the weight fixed beforehand (``--weight``, default 0.5): it is not tuned on the
    test folds. The sweep printed at the end is for information only, and choosing from
-   it would be optimistic.
+   it would be optimistic;
+4. scores the average once more under equal class priors (``fused_<set>_uniform``:
+   divided by each class's share of the fold's training clips and renormalised,
+   :func:`serlib.fusion.uniform_prior`, as the recommended model does).
 
 Every model sees each test clip on its own: the scaler and the regression are fitted on
 the training actors only.
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
     import keras
 
     from serlib.functionals import functional_blocks
+    from serlib.fusion import uniform_prior
     from serlib.metrics import classification_report
     from serlib.splits import actor_kfold
     from serlib.training import fit_split, prepare_data, prepared_functionals
@@ -141,6 +145,7 @@ def main(argv=None) -> int:
             if stored:
                 np.savez(stored, probs=network, test=test)
         y = prep.y[test]
+        prior = np.bincount(prep.y[np.asarray(split.train)], minlength=len(labels)) / len(split.train)
         row = {"fold": i, "test_actors": sorted(int(a) for a in prep.index["actor"].iloc[test].unique()),
                "network": uar(y, network)}
         for name, X in tables.items():
@@ -149,6 +154,9 @@ def main(argv=None) -> int:
             row[name] = uar(y, linear)
             row[f"fused_{name}"] = uar(y, fused)
             row[f"fused_{name}_accuracy"] = float((fused.argmax(1) == y).mean())
+            uniform = uniform_prior(fused, prior)
+            row[f"fused_{name}_uniform"] = uar(y, uniform)
+            row[f"fused_{name}_uniform_accuracy"] = float((uniform.argmax(1) == y).mean())
             row[f"sweep_{name}"] = {str(w): uar(y, w * network + (1 - w) * linear) for w in SWEEP}
         folds.append(row)
         print(f"fold {i} (actors {','.join(f'{a:02d}' for a in row['test_actors'])}): network {row['network']:.3f}  "
@@ -159,13 +167,18 @@ def main(argv=None) -> int:
         summary[name] = _mean_std([f[name] for f in folds])
         summary[f"fused_{name}"] = _mean_std([f[f"fused_{name}"] for f in folds])
         summary[f"fused_{name}_accuracy"] = _mean_std([f[f"fused_{name}_accuracy"] for f in folds])
+        for key in (f"fused_{name}_uniform", f"fused_{name}_uniform_accuracy"):
+            summary[key] = _mean_std([f[key] for f in folds])
+        steps = [f[f"fused_{name}_uniform"] - f[f"fused_{name}"] for f in folds]
+        summary[f"uniform_gain_{name}"] = {"mean": float(np.mean(steps)), "min": float(np.min(steps)),
+                                           "max": float(np.max(steps)), "folds_better": int(sum(g > 0 for g in steps))}
         gains = [f[f"fused_{name}"] - f["network"] for f in folds]
         summary[f"gain_{name}"] = {"mean": float(np.mean(gains)), "min": float(np.min(gains)),
                                    "max": float(np.max(gains)), "folds_better": int(sum(g > 0 for g in gains))}
         sweep = {w: np.mean([f[f"sweep_{name}"][str(w)] for f in folds]) for w in SWEEP}
         print(f"{name}: UAR alone {summary[name][0]:.3f}, network {summary['network'][0]:.3f}, fused (weight "
               f"{args.weight}) {summary[f'fused_{name}'][0]:.3f} ± {summary[f'fused_{name}'][1]:.3f}; gain per fold "
-              f"{min(gains):+.3f} to {max(gains):+.3f}; sweep (information only, chosen on test folds would be "
+              f"{min(gains):+.3f} to {max(gains):+.3f}; equal priors {summary[f'fused_{name}_uniform'][0]:.3f}; sweep (information only, chosen on test folds would be "
               f"optimistic): " + ", ".join(f"{w}: {u:.3f}" for w, u in sweep.items()))
 
     payload = {"protocol": f"speaker-independent actor 5-fold (actor_kfold seed {args.seed}, no validation actors)",

@@ -3,7 +3,16 @@
 A model entry with ``functionals_fusion={"weight": w, "C": c}`` is trained as usual; then
 :func:`fit_linear` fits a standardised logistic regression (inverse L2 strength ``c``) on
 the :mod:`serlib.functionals` vectors of the same training clips, and every prediction is
-``w * network + (1 - w) * linear`` (:func:`fuse`). The regression is stored beside the
+``w * network + (1 - w) * linear`` (:func:`fuse`).
+
+With ``"uniform_prior": True`` the fused probabilities are then divided by each class's
+share of the training clips and renormalised: they become the probabilities under equal
+class priors. RAVDESS has half as many neutral clips as clips of each other emotion (there
+is no strong neutral), so a model trained on it learns that neutral is rare; dividing by
+the prior is the decision rule that maximises unweighted average recall, and a more
+sensible assumption for a recording of unknown origin. It has no setting to tune.
+
+The regression is stored beside the
 Keras model in the run folder (``functionals.npz``) as plain arrays, so prediction needs
 NumPy only. ``benchmarks/fusion.py`` measured the gain. Explained in the chapter "Beyond
 the reports".
@@ -15,7 +24,7 @@ import numpy as np
 from .errors import SerlibError
 
 FILE = "functionals.npz"
-KEYS = ("weight", "C")
+KEYS = ("weight", "C", "uniform_prior")
 
 
 def check_settings(settings) -> dict | None:
@@ -28,16 +37,19 @@ def check_settings(settings) -> dict | None:
     if not isinstance(settings, dict) or set(settings) - set(KEYS):
         raise SerlibError(f"functionals_fusion must be a dict with keys {', '.join(KEYS)}, not {settings!r}")
     weight, C = float(settings.get("weight", 0.5)), float(settings.get("C", 0.01))
-    if not 0.0 <= weight < 1.0 or C <= 0:
-        raise SerlibError(f"functionals_fusion {settings!r}: weight in [0, 1) (the network's share), C > 0")
-    return {"weight": weight, "C": C}
+    uniform = settings.get("uniform_prior", False)
+    if not 0.0 <= weight < 1.0 or C <= 0 or not isinstance(uniform, bool):
+        raise SerlibError(f"functionals_fusion {settings!r}: weight in [0, 1) (the network's share), C > 0, "
+                          "uniform_prior True or False")
+    return {"weight": weight, "C": C, "uniform_prior": uniform}
 
 
-def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight: float) -> dict:
+def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight: float,
+               uniform_prior: bool = False) -> dict:
     """Standardise ``F`` and fit a multinomial logistic regression; returns its arrays.
 
-    Classes absent from ``y`` get probability 0. Explained in the chapter "Beyond the
-    reports".
+    Classes absent from ``y`` get probability 0. ``prior`` keeps each class's share of
+    ``y`` for ``uniform_prior``. Explained in the chapter "Beyond the reports".
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -52,8 +64,9 @@ def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight
         coef[model.classes_[0]], intercept[model.classes_[0]] = 0.0, 0.0
     else:
         coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
+    prior = np.bincount(np.asarray(y, dtype=int), minlength=n_classes) / max(len(y), 1)
     return {"mean": mean, "scale": scale, "coef": coef, "intercept": intercept,
-            "weight": float(weight), "C": float(C)}
+            "weight": float(weight), "C": float(C), "prior": prior, "uniform_prior": bool(uniform_prior)}
 
 
 def linear_proba(params: dict, F: np.ndarray) -> np.ndarray:
@@ -74,10 +87,26 @@ def linear_proba(params: dict, F: np.ndarray) -> np.ndarray:
 def fuse(params: dict, network: np.ndarray, F: np.ndarray) -> np.ndarray:
     """``weight * network + (1 - weight) * linear``: the fused class probabilities.
 
-    Explained in the chapter "Beyond the reports".
+    With ``uniform_prior`` they are divided by the training prior and renormalised (a class
+    absent from training keeps probability 0). Explained in the chapter "Beyond the reports".
     """
     w = float(params["weight"])
-    return (w * np.asarray(network, dtype=np.float64) + (1 - w) * linear_proba(params, F)).astype(np.float32)
+    p = w * np.asarray(network, dtype=np.float64) + (1 - w) * linear_proba(params, F)
+    if params.get("uniform_prior"):
+        p = uniform_prior(p, params["prior"])
+    return p.astype(np.float32)
+
+
+def uniform_prior(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Class probabilities ``proba`` re-weighted from the training ``prior`` to equal priors.
+
+    Each column is divided by its class's share of the training clips and each row is
+    renormalised; classes with prior 0 get 0. Explained in the chapter "Beyond the reports".
+    """
+    prior = np.asarray(prior, dtype=np.float64)
+    p = np.where(prior > 0, np.asarray(proba, dtype=np.float64) / np.where(prior > 0, prior, 1.0), 0.0)
+    total = p.sum(axis=1, keepdims=True)
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
 
 
 def save(params: dict, path) -> None:
@@ -97,4 +126,8 @@ def load(path) -> dict:
     if missing:
         raise SerlibError(f"{path}: lacks {', '.join(sorted(missing))}; the run folder is damaged, retrain it")
     params["weight"] = float(params["weight"])
+    params["uniform_prior"] = bool(params.get("uniform_prior", False))   # runs saved before it existed: off
+    if params["uniform_prior"] and "prior" not in params:
+        raise SerlibError(f"{path}: uses uniform_prior but lacks the training prior; the run folder is damaged, "
+                          "retrain it")
     return params

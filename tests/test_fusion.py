@@ -38,6 +38,39 @@ def test_linear_part_matches_scikit_learn_and_fuses_to_probabilities():
     np.testing.assert_allclose(fused.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_uniform_prior_divides_by_the_training_share_and_renormalises():
+    prior = np.array([0.5, 0.25, 0.25, 0.0])
+    proba = np.array([[0.4, 0.3, 0.3, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    got = fusion.uniform_prior(proba, prior)
+    np.testing.assert_allclose(got[0], np.array([0.8, 1.2, 1.2, 0.0]) / 3.2)
+    np.testing.assert_allclose(got[1], [0.2, 0.4, 0.4, 0.0])         # a class never trained on stays at 0
+    assert got[0].argmax() != proba[0].argmax()                       # the common class loses its head start
+
+
+def test_fuse_applies_the_uniform_prior_only_when_asked():
+    rng = np.random.default_rng(2)
+    F = rng.normal(size=(80, 4))
+    y = np.r_[np.zeros(40, int), np.ones(20, int), np.full(20, 2)]   # class 0 twice as common
+    network = rng.dirichlet(np.ones(3), size=80)
+    plain = fusion.fit_linear(F, y, 3, C=1.0, weight=0.5)
+    uniform = fusion.fit_linear(F, y, 3, C=1.0, weight=0.5, uniform_prior=True)
+    np.testing.assert_allclose(plain["prior"], [0.5, 0.25, 0.25])
+    assert not plain["uniform_prior"] and uniform["uniform_prior"]
+    np.testing.assert_allclose(fusion.fuse(uniform, network, F),
+                               fusion.uniform_prior(fusion.fuse(plain, network, F), plain["prior"]), atol=1e-6)
+    assert (fusion.fuse(uniform, network, F).argmax(1) == 0).sum() < (fusion.fuse(plain, network, F).argmax(1) == 0).sum()
+
+
+def test_a_regression_saved_before_uniform_prior_existed_loads_with_it_off(tmp_path):
+    params = fusion.fit_linear(np.eye(4), np.arange(4) % 2, 2, C=1.0, weight=0.5)
+    old = {k: v for k, v in params.items() if k not in ("prior", "uniform_prior")}
+    fusion.save(old, tmp_path / "old.npz")
+    assert fusion.load(tmp_path / "old.npz")["uniform_prior"] is False
+    fusion.save({**params, "uniform_prior": True}, tmp_path / "new.npz")
+    loaded = fusion.load(tmp_path / "new.npz")
+    assert loaded["uniform_prior"] is True and np.allclose(loaded["prior"], [0.5, 0.5])
+
+
 def test_two_classes_use_the_single_row_scikit_learn_keeps():
     rng = np.random.default_rng(1)
     F = rng.normal(size=(40, 3))
@@ -46,7 +79,8 @@ def test_two_classes_use_the_single_row_scikit_learn_keeps():
     assert ((p[:, 1] > 0.5) == (y == 1)).mean() > 0.9
 
 
-@pytest.mark.parametrize("bad", [{"weight": 1.0}, {"weight": -0.1}, {"C": 0}, {"alpha": 1}, "0.5"])
+@pytest.mark.parametrize("bad", [{"weight": 1.0}, {"weight": -0.1}, {"C": 0}, {"alpha": 1}, "0.5",
+                                 {"uniform_prior": "yes"}])
 def test_bad_settings_are_refused_when_registering(bad):
     with pytest.raises(SerlibError, match="functionals_fusion"):
         register_variant(BASE, "test_bad_fusion", functionals_fusion=bad)
@@ -67,7 +101,7 @@ def fused_run(standin_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name in ("_REGISTRY", "_ALIASES", "_PARAMS"):
             patch.setattr(registry, name, dict(getattr(registry, name)))
-        register_variant(BASE, FUSED, functionals_fusion={"weight": 0.5, "C": 0.01})
+        register_variant(BASE, FUSED, functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True})
         yield train(FUSED, standin_dir, out_dir=tmp_path_factory.mktemp("fused") / "run", seed=0, **TINY)
 
 
@@ -76,6 +110,8 @@ def test_training_stores_the_regression_and_both_scores(fused_run):
     info = json.loads((fused_run.dir / "run.json").read_text())
     record = info["functionals_fusion"]
     assert record["weight"] == 0.5 and record["C"] == 0.01 and record["n_functionals"] > 1000
+    assert record["uniform_prior"] is True and fused_run.fusion["uniform_prior"]
+    assert fused_run.fusion["prior"].sum() == pytest.approx(1.0)
     assert 0 <= record["network_alone"]["uar"] <= 1
     assert fused_run.fusion["coef"].shape == (8, record["n_functionals"])
 
