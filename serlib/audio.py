@@ -138,12 +138,23 @@ def load_audio(
         )
     target = file_sr if sr is None else int(sr)
     y = resample(np.ascontiguousarray(y, dtype=np.float32), file_sr, target)
+    return shape_signal(y, target, offset=offset, duration=duration, pad=pad, trim=trim, top_db=top_db)
+
+
+def shape_signal(y: np.ndarray, sr: int, *, offset: float = 0.0, duration: float | None = None,
+                 pad: bool = True, trim: bool = False, top_db: float = 30.0) -> np.ndarray:
+    """The trim, offset and crop-or-pad steps of :func:`load_audio`, for a signal already loaded.
+
+    ``load_audio(path, sr, offset=..., trim=...)`` equals ``shape_signal(load_audio(path, sr),
+    sr, offset=..., trim=...)``, so a caller that needs the whole recording too decodes the
+    file once. Explained in the chapter "The data".
+    """
     if trim:
-        y = trim_silence(y, target, top_db=top_db)
+        y = trim_silence(y, sr, top_db=top_db)
     if offset:
-        y = y[int(round(offset * target)) :]
+        y = y[int(round(offset * sr)) :]
     if duration is not None:
-        n = int(round(duration * target))
+        n = int(round(duration * sr))
         y = fix_length(y, n) if pad else y[:n]
     return np.ascontiguousarray(y, dtype=np.float32)
 

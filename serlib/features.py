@@ -479,8 +479,15 @@ def load_for_spec(path, spec: FeatureSpec) -> np.ndarray:
     """
     from .audio import load_audio
 
-    y = load_audio(path, spec.sr, offset=spec.offset, duration=spec.duration, pad=True,
-                   trim=spec.trim, top_db=spec.top_db)
+    return _shaped_for_spec(load_audio(path, spec.sr), spec, path)
+
+
+def _shaped_for_spec(y: np.ndarray, spec: FeatureSpec, path) -> np.ndarray:
+    """``y`` (the whole recording at ``spec.sr``) trimmed, offset and cropped as ``spec`` says."""
+    from .audio import shape_signal
+
+    y = shape_signal(y, spec.sr, offset=spec.offset, duration=spec.duration, pad=True,
+                     trim=spec.trim, top_db=spec.top_db)
     if len(y) == 0:
         raise AudioError(path, f"has no audio after the {spec.offset:g} s offset",
                          "use a longer recording or a spec with a smaller offset")
@@ -494,7 +501,18 @@ def extract_file(path, spec: FeatureSpec) -> np.ndarray:
     :class:`~serlib.errors.AudioError`; longer ones shorter than one window are
     zero-padded. Explained in the chapter "Features and augmentation".
     """
-    y = load_for_spec(path, spec)
+    return extract_recording(load_for_spec(path, spec), spec, path, shaped=True)
+
+
+def extract_recording(y: np.ndarray, spec: FeatureSpec, path, *, shaped: bool = False) -> np.ndarray:
+    """:func:`extract_file`'s features from ``y``, the whole recording of ``path`` at ``spec.sr``.
+
+    For callers that also need the untrimmed recording (``serlib predict`` for a fused
+    model), so the file is decoded once; ``shaped=True`` says ``y`` is already trimmed and
+    cropped. Explained in the chapter "Features and augmentation".
+    """
+    if not shaped:
+        y = _shaped_for_spec(y, spec, path)
     out = _compute(y, spec, _plan(spec))
     if not np.all(np.isfinite(out)):
         raise AudioError(path, "gave non-finite features", "re-export it as PCM audio in [-1, 1]")
@@ -549,5 +567,5 @@ def frame_times(spec: FeatureSpec, n_frames: int | None = None) -> np.ndarray:
 
 
 __all__ = ["KINDS", "FeatureSpec", "feature_shape", "REPORT_SPECS", "REPORT_NOTES", "report_spec",
-           "extract", "extract_file", "extract_corpus", "load_for_spec", "clear_cache", "frame_times",
+           "extract", "extract_file", "extract_recording", "extract_corpus", "load_for_spec", "clear_cache", "frame_times",
            "FRAMES162_LAYOUT"]

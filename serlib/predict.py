@@ -75,14 +75,22 @@ def _proba(run: Run, X: np.ndarray, batch_size: int = 32, F: np.ndarray | None =
     return run.predict_proba(X, batch_size=batch_size, functionals=F)
 
 
-def _file_functionals(run: Run, path: str):
-    """The clip functionals a fused run needs for ``path`` (``None`` for a network-only run)."""
-    if run.fusion is None:
-        return None
+def _file_inputs(run: Run, path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The features of ``path`` and, for a fused run, its clip functionals (``None`` otherwise).
+
+    When the run's rate is the functionals' rate (the recommended model) the file is decoded
+    once and both come from the same signal, exactly as in training.
+    """
     from .audio import load_audio
+    from .features import extract_file, extract_recording
     from .functionals import SR, utterance_functionals
 
-    return utterance_functionals(load_audio(path, sr=SR), SR)
+    if run.fusion is None:
+        return extract_file(path, run.spec), None
+    if run.spec.sr == SR:
+        y = load_audio(path, sr=SR)
+        return extract_recording(y, run.spec, path), utterance_functionals(y, SR)
+    return extract_file(path, run.spec), utterance_functionals(load_audio(path, sr=SR), SR)
 
 
 def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
@@ -104,8 +112,6 @@ def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
 
 
 def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
-    from .features import extract_file
-
     out: list[dict | None] = []
     groups: dict[tuple, list[tuple[int, str, np.ndarray, np.ndarray | None]]] = {}
     for path, error in items:
@@ -113,10 +119,10 @@ def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
             out.append({"path": path, "error": error})
             continue
         try:
-            features = np.asarray(extract_file(path, run.spec), dtype=np.float32)
+            features, functionals = _file_inputs(run, path)
+            features = np.asarray(features, dtype=np.float32)
             if not np.all(np.isfinite(features)):
                 raise AudioError(path, "gives non-finite features", "check that the recording is not corrupt")
-            functionals = _file_functionals(run, path)
         except Exception as error:  # one bad file must not stop the others
             out.append({"path": path, "error": _error_line(error)})
             continue

@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 import warnings
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -436,3 +437,14 @@ def test_byte_identical_files_are_computed_once(wav_files, cache_root, counting,
     X = F.extract_corpus([wav_files[2], wav_files[3], twin], SMALL, n_jobs=1, progress=False)
     assert len(counting) == 2
     np.testing.assert_array_equal(X[0], X[2])
+
+
+@pytest.mark.parametrize("key", ["001", "004"])
+def test_features_of_a_loaded_recording_equal_those_of_its_file(ravdess_original_dir, key):
+    """serlib predict decodes a file once for a fused model: the features must not change."""
+    from serlib.audio import load_audio
+
+    spec = REPORT_SPECS[key]
+    path = next(Path(ravdess_original_dir).rglob("*.wav"))           # 48 kHz stereo original
+    whole = load_audio(path, spec.sr)
+    np.testing.assert_array_equal(F.extract_recording(whole, spec, path), F.extract_file(path, spec))

@@ -177,5 +177,12 @@ def test_the_run_carries_its_functionals_regression(trained, standin_dir):
     network = probabilities(run.model, X)
     fused = run.predict_proba(X, functionals=functionals(clips, progress=False))
     assert not np.allclose(network, fused, atol=1e-4)
-    predicted = [[r["probabilities"][k] for k in run.labels] for r in predict_paths(run, clips)]
+    from serlib import audio
+
+    reads = []
+    original = audio._read
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(audio, "_read", lambda path: reads.append(path) or original(path))
+        predicted = [[r["probabilities"][k] for k in run.labels] for r in predict_paths(run, clips)]
     np.testing.assert_allclose(predicted, fused, atol=1e-4)
+    assert len(reads) == len(clips)          # each file decoded once, for both the features and the functionals
