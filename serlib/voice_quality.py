@@ -192,6 +192,8 @@ def voice_quality(y: np.ndarray, f0: np.ndarray, magnitude: np.ndarray, mel_powe
     over every frame and the :data:`SCALARS`. Explained in the chapter "Beyond the
     reports".
     """
+    from scipy.signal import find_peaks
+
     n = min(len(f0), magnitude.shape[1], mel_power.shape[1], len(loud))
     f0, loud = np.asarray(f0[:n], dtype=np.float64), np.asarray(loud[:n], dtype=bool)
     long_frames = _frames(y, PITCH_FRAME, n)
@@ -209,8 +211,6 @@ def voice_quality(y: np.ndarray, f0: np.ndarray, magnitude: np.ndarray, mel_powe
 
     jitter, shimmer = _jitter_shimmer(y, f0, voiced)
     seconds = max(len(y) / SR, 1e-3)
-    from scipy.signal import find_peaks
-
     loudness = all_rows[-1]
     smooth = np.convolve(loudness, np.ones(5) / 5, mode="same") if n >= 5 else loudness
     peaks, _ = find_peaks(smooth, prominence=0.1 * (np.ptp(smooth) if n else 0.0) + 1e-9)
