@@ -567,5 +567,5 @@ def frame_times(spec: FeatureSpec, n_frames: int | None = None) -> np.ndarray:
 
 
 __all__ = ["KINDS", "FeatureSpec", "feature_shape", "REPORT_SPECS", "REPORT_NOTES", "report_spec",
-           "extract", "extract_file", "extract_recording", "extract_corpus", "load_for_spec", "clear_cache", "frame_times",
-           "FRAMES162_LAYOUT"]
+           "extract", "extract_file", "extract_recording", "extract_corpus", "load_for_spec", "clear_cache",
+           "frame_times", "FRAMES162_LAYOUT"]
