@@ -75,10 +75,12 @@ def _opensmile_functionals(paths):
 
 
 def _linear_probabilities(X, y, train, test, C, n_classes):
-    """The test clips' class probabilities of a regression fitted on the training clips (serlib.fusion)."""
+    """The test clips' class probabilities of a regression fitted on the training clips (serlib.fusion),
+    and the training clips' class shares (``params["prior"]``) that ``uniform_prior`` divides by."""
     from serlib.fusion import fit_linear, linear_proba
 
-    return linear_proba(fit_linear(X[train], y[train], n_classes, C=C, weight=0.0), X[test])
+    params = fit_linear(X[train], y[train], n_classes, C=C, weight=0.0)
+    return linear_proba(params, X[test]), params["prior"]
 
 
 def main(argv=None) -> int:
@@ -145,11 +147,10 @@ def main(argv=None) -> int:
             if stored:
                 np.savez(stored, probs=network, test=test)
         y = prep.y[test]
-        prior = np.bincount(prep.y[np.asarray(split.train)], minlength=len(labels)) / len(split.train)
         row = {"fold": i, "test_actors": sorted(int(a) for a in prep.index["actor"].iloc[test].unique()),
                "network": uar(y, network)}
         for name, X in tables.items():
-            linear = _linear_probabilities(X, prep.y, np.asarray(split.train), test, args.C, len(labels))
+            linear, prior = _linear_probabilities(X, prep.y, np.asarray(split.train), test, args.C, len(labels))
             fused = args.weight * network + (1 - args.weight) * linear
             row[name] = uar(y, linear)
             row[f"fused_{name}"] = uar(y, fused)
