@@ -9,7 +9,7 @@ A run folder holds::
     history.json    per-epoch loss/accuracy (training and validation) and learning rate
     metrics.json    test-split scores (accuracy, uar, f1_macro, n, labels, confusion)
     functionals.npz only for models with ``functionals_fusion``: the regression on clip
-                    functionals averaged with the network (:mod:`serlib.fusion`)
+                    functionals fused with the network (:mod:`serlib.fusion`)
 
 :func:`save_run` writes the files into a temporary sibling folder and renames it into
 place, so an interrupted run never leaves a half-written run folder behind.
@@ -76,7 +76,7 @@ class Run:
         if self.fusion is None:
             return proba
         if functionals is None:
-            raise SerlibError("this run averages its network with a regression on clip functionals: pass "
+            raise SerlibError("this run fuses its network with a regression on clip functionals: pass "
                               "functionals=serlib.functionals.functionals(paths) of the same clips")
         from .fusion import fuse
 

@@ -401,7 +401,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     the training actors to training (:func:`serlib.song.song_for_split`); validation and
     test stay speech. An entry with ``functionals_fusion`` then fits a logistic regression on
     the :mod:`serlib.functionals` of the speech training clips (:mod:`serlib.fusion`) and
-    scores the weighted average of the two (``run.info["functionals_fusion"]`` keeps the
+    scores the two fused as the entry says (:func:`serlib.fusion.fuse`; ``run.info["functionals_fusion"]`` keeps the
     network's own score). Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None).
     Explained in the chapter "Evaluating honestly".
     """
@@ -480,7 +480,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     proba = probabilities(model, X_test)
     fusion, fusion_info = None, None
     settings = getattr(entry, "functionals_fusion", None)
-    if settings:  # a regression on the training clips' functionals, averaged with the network
+    if settings:  # a regression on the training clips' functionals, fused with the network
         from .fusion import fit_linear, fuse
 
         F = prepared_functionals(prep, verbose)

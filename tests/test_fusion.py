@@ -71,6 +71,45 @@ def test_a_regression_saved_before_uniform_prior_existed_loads_with_it_off(tmp_p
     assert loaded["uniform_prior"] is True and np.allclose(loaded["prior"], [0.5, 0.5])
 
 
+def test_geometric_pooling_is_the_renormalised_weighted_product():
+    rng = np.random.default_rng(3)
+    F = rng.normal(size=(50, 4))
+    y = (F[:, 0] > 0).astype(int) + 2 * (F[:, 1] > 0)             # classes 0..3; class 4 never seen
+    params = fusion.fit_linear(F, y, 5, C=1.0, weight=0.3, pooling="geometric")
+    network = rng.dirichlet(np.ones(5), size=50)
+    linear = fusion.linear_proba(params, F)
+    expected = network ** 0.3 * linear ** 0.7
+    expected /= expected.sum(axis=1, keepdims=True)
+    got = fusion.fuse(params, network, F)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.all(got[:, 4] == 0)                                   # the regression rules out an unseen class
+    arithmetic = fusion.fuse({**params, "pooling": "arithmetic"}, network, F)
+    assert not np.allclose(got, arithmetic, atol=1e-3)
+
+
+def test_geometric_pooling_favours_the_class_both_models_find_plausible():
+    # the network is sure of class 0, which the regression finds unlikely; both find class 1 plausible
+    network = np.array([[0.70, 0.25, 0.05]])
+    linear_log = np.log(np.array([[0.10, 0.30, 0.60]]))
+    arithmetic = 0.5 * network + 0.5 * np.exp(linear_log)
+    geometric = fusion.geometric_pool(network, linear_log, 0.5)
+    assert arithmetic.argmax() == 0 and geometric.argmax() == 1
+    np.testing.assert_allclose(geometric.sum(), 1.0)
+    # a network probability that underflowed to 0 does not veto its class on its own
+    rescued = fusion.geometric_pool(np.array([[0.0, 1.0, 0.0]]), np.log(np.array([[0.98, 0.01, 0.01]])), 0.5)
+    assert rescued[0, 0] > 0 and np.isfinite(rescued).all()
+
+
+def test_a_regression_saved_before_pooling_existed_loads_arithmetic(tmp_path):
+    params = fusion.fit_linear(np.eye(4), np.arange(4) % 2, 2, C=1.0, weight=0.5, pooling="geometric")
+    fusion.save({k: v for k, v in params.items() if k != "pooling"}, tmp_path / "old.npz")
+    assert fusion.load(tmp_path / "old.npz")["pooling"] == "arithmetic"
+    fusion.save(params, tmp_path / "new.npz")
+    assert fusion.load(tmp_path / "new.npz")["pooling"] == "geometric"
+    with pytest.raises(SerlibError, match="pooling"):
+        fusion.fit_linear(np.eye(4), np.arange(4) % 2, 2, C=1.0, weight=0.5, pooling="median")
+
+
 def test_two_classes_use_the_single_row_scikit_learn_keeps():
     rng = np.random.default_rng(1)
     F = rng.normal(size=(40, 3))
@@ -80,7 +119,7 @@ def test_two_classes_use_the_single_row_scikit_learn_keeps():
 
 
 @pytest.mark.parametrize("bad", [{"weight": 1.0}, {"weight": -0.1}, {"C": 0}, {"alpha": 1}, "0.5",
-                                 {"uniform_prior": "yes"}])
+                                 {"uniform_prior": "yes"}, {"pooling": "median"}])
 def test_bad_settings_are_refused_when_registering(bad):
     with pytest.raises(SerlibError, match="functionals_fusion"):
         register_variant(BASE, "test_bad_fusion", functionals_fusion=bad)
@@ -101,7 +140,8 @@ def fused_run(standin_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name in ("_REGISTRY", "_ALIASES", "_PARAMS"):
             patch.setattr(registry, name, dict(getattr(registry, name)))
-        register_variant(BASE, FUSED, functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True})
+        register_variant(BASE, FUSED, functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True,
+                                                          "pooling": "geometric"})
         yield train(FUSED, standin_dir, out_dir=tmp_path_factory.mktemp("fused") / "run", seed=0, **TINY)
 
 
@@ -111,6 +151,7 @@ def test_training_stores_the_regression_and_both_scores(fused_run):
     record = info["functionals_fusion"]
     assert record["weight"] == 0.5 and record["C"] == 0.01 and record["n_functionals"] > 1000
     assert record["uniform_prior"] is True and fused_run.fusion["uniform_prior"]
+    assert record["pooling"] == "geometric" and load_run(fused_run.dir).fusion["pooling"] == "geometric"
     assert fused_run.fusion["prior"].sum() == pytest.approx(1.0)
     assert 0 <= record["network_alone"]["uar"] <= 1
     assert fused_run.fusion["coef"].shape == (8, record["n_functionals"])

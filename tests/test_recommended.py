@@ -161,14 +161,15 @@ def test_predicts_a_recording_on_its_own(trained, standin_dir):
 
 
 def test_the_run_carries_its_functionals_regression(trained, standin_dir):
-    """The recommended model averages its network 50/50 with a regression on clip functionals, equal priors."""
+    """The recommended model pools its network 50/50 with a regression on clip functionals, equal priors."""
     from serlib.features import extract_file
     from serlib.functionals import functionals
     from serlib.predict import predict_paths
     from serlib.runs import load_run
     from serlib.training import probabilities
 
-    assert get_model("recommended").functionals_fusion == {"weight": 0.5, "C": 0.01, "uniform_prior": True}
+    assert get_model("recommended").functionals_fusion == {"weight": 0.5, "C": 0.01, "uniform_prior": True,
+                                                        "pooling": "geometric"}
     assert (trained.dir / "functionals.npz").is_file()
     assert trained.info["functionals_fusion"]["network_alone"]["uar"] >= 0
     run = load_run(trained.dir)

@@ -311,7 +311,7 @@ def build_recommended(input_shape, n_classes, **overrides):
     callbacks={"early_stopping_patience": None, "monitor": "val_loss", "reduce_lr": None, "checkpoint": False},
     recommended=True,
     aliases=("recommended",),
-    functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True},
+    functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True, "pooling": "geometric"},
     notes=(
         "Designed for unseen speakers: every choice was tuned only by actor-wise 5-fold "
         "cross-validation inside actors 01-20 (benchmarks/recommended.py).",
@@ -323,10 +323,14 @@ def build_recommended(input_shape, n_classes, **overrides):
         "Late fusion: after the network is trained, a logistic regression (C 0.01) is fitted on "
         "serlib.functionals of the same training clips (pitch, energy, MFCC, log-mel, "
         "spectral and voice-quality statistics over the clip: harmonics-to-noise ratio, "
-        "formants, jitter, shimmer; serlib.voice_quality), and every prediction averages "
-        "the two 50/50 "
-        "(serlib.fusion). The weight was fixed before any test fold was scored; "
-        "benchmarks/fusion.py measured the gain on the same folds and seeds.",
+        "formants, jitter, shimmer; serlib.voice_quality), and every prediction pools "
+        "the two with equal weights (serlib.fusion). The weight was fixed before any test "
+        "fold was scored; benchmarks/fusion.py measured the gain on the same folds and seeds.",
+        "Geometric pooling (pooling in functionals_fusion): the two probability vectors are "
+        "multiplied, each to the power 0.5, and renormalised, instead of averaged. It was "
+        "chosen after the arithmetic average, by cross-validation on the same folds "
+        "(benchmarks/fusion.py scores both), so its gain is measured on folds that also "
+        "chose it.",
         "Equal class priors: the fused probabilities are divided by each emotion's share of "
         "the training clips and renormalised (uniform_prior in functionals_fusion), because "
         "RAVDESS has half as many neutral clips as clips of each other emotion and UAR "
