@@ -21,8 +21,10 @@ On the folds of ``benchmarks/recommended.py`` (actor-wise 5-fold on actors 01-20
    :func:`serlib.fusion.uniform_prior`);
 5. pools the two in the log domain instead, ``network ** weight * linear ** (1 - weight)``
    renormalised (:func:`serlib.fusion.geometric_pool`), under equal priors
-   (``fused_<set>_geometric``), as the recommended model does. This step was chosen after
-   the others, on these same folds, so its gain is measured on folds that also chose it.
+   (``fused_<set>_geometric``), as the recommended model does, and without them
+   (``fused_<set>_geometric_plain``), so that ``uniform_product_gain_<set>`` measures
+   what the equal priors add after the product. Pooling was chosen after the other
+   steps, on these same folds, so its gain is measured on folds that also chose it.
 
 Every model sees each test clip on its own: the scaler and the regression are fitted on
 the training actors only.
@@ -164,7 +166,10 @@ def main(argv=None) -> int:
             uniform = uniform_prior(fused, prior)
             row[f"fused_{name}_uniform"] = uar(y, uniform)
             row[f"fused_{name}_uniform_accuracy"] = float((uniform.argmax(1) == y).mean())
-            geometric = uniform_prior(geometric_pool(network, linear_log, args.weight), prior)
+            product = geometric_pool(network, linear_log, args.weight)
+            row[f"fused_{name}_geometric_plain"] = uar(y, product)
+            row[f"fused_{name}_geometric_plain_accuracy"] = float((product.argmax(1) == y).mean())
+            geometric = uniform_prior(product, prior)
             row[f"fused_{name}_geometric"] = uar(y, geometric)
             row[f"fused_{name}_geometric_accuracy"] = float((geometric.argmax(1) == y).mean())
             row[f"sweep_{name}"] = {str(w): uar(y, w * network + (1 - w) * linear) for w in SWEEP}
@@ -178,9 +183,14 @@ def main(argv=None) -> int:
         summary[f"fused_{name}"] = _mean_std([f[f"fused_{name}"] for f in folds])
         summary[f"fused_{name}_accuracy"] = _mean_std([f[f"fused_{name}_accuracy"] for f in folds])
         for key in (f"fused_{name}_uniform", f"fused_{name}_uniform_accuracy",
-                    f"fused_{name}_geometric", f"fused_{name}_geometric_accuracy"):
+                    f"fused_{name}_geometric", f"fused_{name}_geometric_accuracy",
+                    f"fused_{name}_geometric_plain", f"fused_{name}_geometric_plain_accuracy"):
             summary[key] = _mean_std([f[key] for f in folds])
-        for step, (before, after) in {"uniform": ("", "_uniform"), "geometric": ("_uniform", "_geometric")}.items():
+        # uniform: equal priors after the average; geometric: product instead of average (both under equal
+        # priors); uniform_product: equal priors after the product (the recommended model's last step)
+        steps_of = {"uniform": ("", "_uniform"), "geometric": ("_uniform", "_geometric"),
+                    "uniform_product": ("_geometric_plain", "_geometric")}
+        for step, (before, after) in steps_of.items():
             steps = [f[f"fused_{name}{after}"] - f[f"fused_{name}{before}"] for f in folds]
             summary[f"{step}_gain_{name}"] = {"mean": float(np.mean(steps)), "min": float(np.min(steps)),
                                               "max": float(np.max(steps)),
@@ -191,9 +201,10 @@ def main(argv=None) -> int:
         sweep = {w: np.mean([f[f"sweep_{name}"][str(w)] for f in folds]) for w in SWEEP}
         print(f"{name}: UAR alone {summary[name][0]:.3f}, network {summary['network'][0]:.3f}, fused (weight "
               f"{args.weight}) {summary[f'fused_{name}'][0]:.3f} ± {summary[f'fused_{name}'][1]:.3f}; gain per fold "
-              f"{min(gains):+.3f} to {max(gains):+.3f}; equal priors {summary[f'fused_{name}_uniform'][0]:.3f}, geometric pooling "
-              f"{summary[f'fused_{name}_geometric'][0]:.3f}; sweep (information only, chosen on test folds would be "
-              f"optimistic): " + ", ".join(f"{w}: {u:.3f}" for w, u in sweep.items()))
+              f"{min(gains):+.3f} to {max(gains):+.3f}; equal priors {summary[f'fused_{name}_uniform'][0]:.3f}; "
+              f"product {summary[f'fused_{name}_geometric_plain'][0]:.3f}, with equal priors "
+              f"{summary[f'fused_{name}_geometric'][0]:.3f}; sweep (information only, chosen on test folds "
+              f"would be optimistic): " + ", ".join(f"{w}: {u:.3f}" for w, u in sweep.items()))
 
     payload = {"protocol": f"speaker-independent actor 5-fold (actor_kfold seed {args.seed}, no validation actors)",
                "network": prep.model_name, "settings": {"C": args.C, "weight": args.weight, "quick": args.quick,

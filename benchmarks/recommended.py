@@ -127,8 +127,9 @@ def _parse_setting(text: str) -> tuple[str, object]:
     return key.strip(), tuple(parts) if "," in value else parts[0]
 
 
-def _variant(entry, epochs, overrides: dict):
-    """Register ``entry`` with other epochs and builder ``overrides`` under a temporary name."""
+def _variant(entry, epochs, overrides: dict, ensemble=None):
+    """Register ``entry`` with other epochs, builder ``overrides`` or number of networks
+    (``ensemble``) under a temporary name."""
     from serlib.models import recommended, register_variant
 
     if overrides and entry.builder is not recommended.build_serlib_logmel_cnn_attn:
@@ -140,13 +141,17 @@ def _variant(entry, epochs, overrides: dict):
     def builder(input_shape, n_classes):
         return recommended.build_recommended(input_shape, n_classes, **overrides)
 
-    tag = "_".join(f"{k}{v}" for k, v in overrides.items()) + (f"_e{epochs}" if epochs else "")
+    tag = "_".join(f"{k}{v}" for k, v in overrides.items()) + (f"_e{epochs}" if epochs else "") \
+        + (f"_x{ensemble}" if ensemble else "")
     builder.__qualname__ = f"variant_{tag}"
     changes = {"builder": builder, "recommended": False} if overrides else {"recommended": False}
     if epochs:
         changes["epochs"] = int(epochs)
+    if ensemble:
+        changes["ensemble"] = int(ensemble)
     name = re.sub(r"_+", "_", "variant_" + "".join(c if c.isalnum() else "_" for c in tag).lower()).rstrip("_")
-    print(f"variant of {entry.name}: {overrides or 'same builder'}, {epochs or entry.epochs} epochs", flush=True)
+    print(f"variant of {entry.name}: {overrides or 'same builder'}, {epochs or entry.epochs} epochs, "
+          f"{ensemble or entry.ensemble} network(s)", flush=True)
     return register_variant(entry.name, name, **changes)
 
 
@@ -160,6 +165,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-cache", action="store_true",
                         help="reuse $SERLIB_CACHE_DIR features instead of extracting from scratch")
     parser.add_argument("--epochs", type=int, help="train a variant for this many epochs")
+    parser.add_argument("--ensemble", type=int, help="train a variant with this many networks (seeds 100 apart)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a variant with this builder setting (recommended model only; repeatable)")
     group = parser.add_mutually_exclusive_group()
@@ -184,8 +190,8 @@ def main(argv=None) -> int:
     data = _data_dir(args.data)
     entry = get_model(args.model)
     overrides = dict(_parse_setting(s) for s in args.set)
-    if args.epochs or overrides:
-        entry = _variant(entry, args.epochs, overrides)
+    if args.epochs or overrides or args.ensemble:
+        entry = _variant(entry, args.epochs, overrides, args.ensemble)
     print(f"{entry.name} (alias {', '.join(entry.aliases) or '-'}): {entry.input_text}; "
           f"{entry.epochs} epochs, batch {entry.batch_size}, {entry.optimizer} lr {entry.learning_rate}"
           f"{' ' + entry.lr_schedule if entry.lr_schedule else ''}", flush=True)
@@ -224,7 +230,9 @@ def main(argv=None) -> int:
                       "training_seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
                       "epochs": run.info["epochs_run"], "params": run.info["params"], "seed": args.seed + i,
                       "n_train": int(len(split.train)), "n_song": (run.info["song"] or {}).get("n_clips", 0),
-                      "network_alone": (run.info.get("functionals_fusion") or {}).get("network_alone")})
+                      "network_alone": (run.info.get("functionals_fusion") or {}).get("network_alone"),
+                      "networks": [{k: n[k] for k in ("seed", "training_seconds")} for n in run.info["ensemble"]]
+                      if run.info.get("ensemble") else None})
         print(f"{i:>4}  {','.join(f'{a:02d}' for a in actors):<14} {m['uar']:6.3f} {m['accuracy']:6.3f} "
               f"{m['f1_macro']:6.3f} {seconds:8.1f} {cpu_seconds:7.1f}", flush=True)
         run.model = None
@@ -246,12 +254,12 @@ def main(argv=None) -> int:
 
     payload = {
         "model": entry.name, "aliases": list(entry.aliases),
-        "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides}
-        if (args.epochs or overrides) else None,
+        "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides, "ensemble": args.ensemble}
+        if (args.epochs or overrides or args.ensemble) else None,
         "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
         "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,
-                     "functionals_fusion": entry.functionals_fusion,
+                     "functionals_fusion": entry.functionals_fusion, "ensemble": entry.ensemble,
                      "quick": bool(args.quick), "seed": args.seed, "folds": list(wanted)},
         "data": {k: prep.data.get(k) for k in ("path", "source", "synthetic", "n_clips", "n_actors")},
         "song": None if song is None else {"path": song.data.get("path"), "n_clips": n_song,

@@ -49,6 +49,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 QUICK_EPOCHS = 2
 QUICK_STEPS = 8
 
+#: An entry with ``ensemble=n`` trains network k (0 .. n-1) from ``seed + ENSEMBLE_SEED_STEP * k``.
+ENSEMBLE_SEED_STEP = 100
+
 #: The random split each report used (train, val, test), for :func:`random_split_protocol`.
 #: Report 001 had no validation set (75/25, the test set was monitored); here 15 % of its
 #: training share validates instead, so that nothing is tuned on the test clips.
@@ -408,7 +411,6 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     import keras
 
     from .metrics import classification_report
-    from .models import build_model
     from .song import song_for_split
 
     entry = prep.entry
@@ -443,38 +445,30 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     stats = normalization_stats(X_train) if _wants_normalization(entry) else None
     X_train, X_val, X_test = (apply_normalization(a, stats) for a in (X_train, X_val, X_test))
 
-    seed_everything(seed)
     steps_per_epoch = math.ceil(len(X_train) / batch)
     if quick:
         steps_per_epoch = max(1, min(QUICK_STEPS, steps_per_epoch))
-    model = build_model(entry, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels),
-                        total_steps=epochs_requested * steps_per_epoch)
     has_val = len(X_val) > 0
-    with tempfile.TemporaryDirectory(prefix="serlib-ckpt-") as tmp:
-        checkpoint = Path(tmp) / "best.weights.h5"
-        callbacks, monitor, weights = _callbacks(entry, has_val=has_val, checkpoint_path=checkpoint,
-                                                 verbose=verbose)
-        timer = _EpochTimer()
-        steps = None
-        if quick:
-            steps = max(1, min(QUICK_STEPS, math.ceil(len(X_train) / batch)))
-            X_train, y_train = _quick_cap(X_train, y_train, steps * batch, seed)
-        class_weight = balanced_class_weights(y_train, len(prep.labels)) \
-            if getattr(entry, "class_weight", None) == "balanced" else None
-        started = time.perf_counter()
-        history = model.fit(
-            X_train, _targets(model, y_train, len(prep.labels)),
-            validation_data=(X_val, _targets(model, y_val, len(prep.labels))) if has_val else None,
-            epochs=epochs_requested, batch_size=batch, shuffle=True, verbose=int(verbose),
-            callbacks=callbacks + [timer], class_weight=class_weight,
-        )
-        seconds = time.perf_counter() - started
-        if "checkpoint" in weights and checkpoint.is_file():
-            model.load_weights(checkpoint)  # the report kept its best epoch's weights
-    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    curves["epoch_seconds"] = [float(s) for s in timer.seconds]
-    curves["learning_rate"] = timer.lr
-    epochs_run = len(timer.seconds)
+    n_members = int(getattr(entry, "ensemble", 1) or 1)
+    members, member_info, seconds = [], [], 0.0
+    for k in range(n_members):   # one network, or several from their own seeds (an ensemble)
+        member_seed = seed + ENSEMBLE_SEED_STEP * k
+        if n_members > 1:
+            _log(verbose, f"network {k + 1} of {n_members} (seed {member_seed})")
+        model, curves, fitted = _fit_network(prep, entry, X_train, y_train, X_val, y_val, epochs=epochs_requested,
+                                             batch=batch, total_steps=epochs_requested * steps_per_epoch,
+                                             seed=member_seed, quick=quick, has_val=has_val, verbose=verbose)
+        members.append(model)
+        member_info.append({"seed": int(member_seed), "training_seconds": round(fitted["seconds"], 3),
+                            "epochs_run": len(curves["epoch_seconds"]),
+                            **{k2: curves[k2][-1] for k2 in ("loss", "val_loss") if curves.get(k2)}})
+        seconds += fitted["seconds"]
+        if k == 0:
+            history, monitor, weights, class_weight = curves, fitted["monitor"], fitted["weights"], \
+                fitted["class_weight"]
+    model = members[0] if n_members == 1 else average_networks(members)
+    curves = history
+    epochs_run = len(curves["epoch_seconds"])
     best_epoch = _best_epoch(curves, monitor)
 
     proba = probabilities(model, X_test)
@@ -517,7 +511,8 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "n_test": int(len(split.test)),
         "params": int(model.count_params()),
         "training_seconds": round(seconds, 3),
-        "seconds_per_epoch": round(float(np.mean(timer.seconds)), 4) if timer.seconds else None,
+        "seconds_per_epoch": round(float(np.mean(curves["epoch_seconds"])), 4) if curves["epoch_seconds"] else None,
+        "ensemble": member_info if n_members > 1 else None,
         "data": prep.data,
         "serlib_version": _serlib_version(),
         "keras_version": keras.__version__,
@@ -526,6 +521,58 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     }
     return Run(dir=None, model=model, history=curves, metrics=metrics, labels=list(prep.labels),
                spec=prep.spec, normalization=stats, info=info, fusion=fusion)
+
+
+def _fit_network(prep, entry, X_train, y_train, X_val, y_val, *, epochs, batch, total_steps, seed, quick, has_val,
+                 verbose):
+    """Build ``prep``'s network from ``seed`` and fit it; returns ``(model, curves, details)``."""
+    from .models import build_model
+
+    seed_everything(seed)
+    model = build_model(entry, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels),
+                        total_steps=total_steps)
+    with tempfile.TemporaryDirectory(prefix="serlib-ckpt-") as tmp:
+        checkpoint = Path(tmp) / "best.weights.h5"
+        callbacks, monitor, weights = _callbacks(entry, has_val=has_val, checkpoint_path=checkpoint,
+                                                 verbose=verbose)
+        timer = _EpochTimer()
+        if quick:
+            steps = max(1, min(QUICK_STEPS, math.ceil(len(X_train) / batch)))
+            X_train, y_train = _quick_cap(X_train, y_train, steps * batch, seed)
+        class_weight = balanced_class_weights(y_train, len(prep.labels)) \
+            if getattr(entry, "class_weight", None) == "balanced" else None
+        started = time.perf_counter()
+        history = model.fit(
+            X_train, _targets(model, y_train, len(prep.labels)),
+            validation_data=(X_val, _targets(model, y_val, len(prep.labels))) if has_val else None,
+            epochs=epochs, batch_size=batch, shuffle=True, verbose=int(verbose),
+            callbacks=callbacks + [timer], class_weight=class_weight,
+        )
+        seconds = time.perf_counter() - started
+        if "checkpoint" in weights and checkpoint.is_file():
+            model.load_weights(checkpoint)  # the report kept its best epoch's weights
+    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    curves["epoch_seconds"] = [float(s) for s in timer.seconds]
+    curves["learning_rate"] = timer.lr
+    return model, curves, {"seconds": seconds, "monitor": monitor, "weights": weights, "class_weight": class_weight}
+
+
+def average_networks(members):
+    """One Keras model whose output is the average of the ``members``' class probabilities.
+
+    Each member (a trained functional model taking the same input) is wrapped under its
+    own name (``network1``, ``network2``, ...), so the whole ensemble saves to and loads
+    from one ``.keras`` file and predicts like a single network. Explained in the chapter
+    "Beyond the reports".
+    """
+    import keras
+
+    if len(members) == 1:
+        return members[0]
+    named = [keras.Model(m.input, m.output, name=f"network{k}") for k, m in enumerate(members, start=1)]
+    inputs = keras.Input(shape=tuple(members[0].input.shape[1:]), name=members[0].input.name)
+    outputs = keras.layers.Average(name="average")([m(inputs) for m in named])
+    return keras.Model(inputs, outputs, name=f"{members[0].name}_x{len(members)}")
 
 
 def _quick_cap(X, y, n, seed):

@@ -267,3 +267,33 @@ def test_balanced_entry_records_its_weights_in_the_run(standin_dir):
     assert weights["neutral"] > weights["calm"]      # the stand-in, like RAVDESS, has half as many neutral clips
     with pytest.raises(SerlibError, match="class_weight"):
         dataclasses.replace(prep.entry, class_weight="inverse")
+
+
+def test_an_ensemble_averages_networks_trained_from_their_own_seeds(standin_dir, tmp_path):
+    import dataclasses
+
+    import keras
+
+    from serlib.runs import save_run
+    from serlib.training import ENSEMBLE_SEED_STEP, fit_split
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    split = default_split(prep.index, seed=0)
+    single = fit_split(prep, split, seed=3, **TINY)
+    prep.entry = dataclasses.replace(prep.entry, ensemble=2)
+    run = fit_split(prep, split, seed=3, **TINY)
+    assert [n["seed"] for n in run.info["ensemble"]] == [3, 3 + ENSEMBLE_SEED_STEP]
+    assert run.info["params"] == 2 * single.info["params"]
+    assert run.info["training_seconds"] == pytest.approx(sum(n["training_seconds"] for n in run.info["ensemble"]),
+                                                         abs=0.01)
+    X = prep.X[split.test]
+    first, second = (layer for layer in run.model.layers if isinstance(layer, keras.Model))
+    members = [first.predict(X, verbose=0), second.predict(X, verbose=0)]
+    proba = run.model.predict(X, verbose=0)
+    assert np.allclose(proba, np.mean(members, axis=0), atol=1e-6)
+    assert np.allclose(members[0], single.model.predict(X, verbose=0), atol=1e-6)  # network 1 = the single run
+    assert not np.allclose(members[0], members[1], atol=1e-3)                     # network 2 has its own seed
+    save_run(run, tmp_path / "run")
+    assert np.allclose(load_run(tmp_path / "run").model.predict(X, verbose=0), proba, atol=1e-6)
+    with pytest.raises(SerlibError, match="ensemble"):
+        dataclasses.replace(prep.entry, ensemble=0)

@@ -84,7 +84,7 @@ class ModelEntry:
     ("speech", "song" or "speech+song": which RAVDESS part the report trained on),
     ``input_text`` (a short description for tables), ``aliases``, and the training options
     described at each field below (``normalize``, ``lr_schedule``, ``class_weight``,
-    ``train_with_song``, ``functionals_fusion``).
+    ``train_with_song``, ``functionals_fusion``, ``ensemble``).
     Explained in the chapter "The comparison".
     """
 
@@ -123,6 +123,10 @@ class ModelEntry:
     #: :mod:`serlib.functionals` of the training clips and predict ``w * network +
     #: (1 - w) * regression`` (:mod:`serlib.fusion`); ``None``: the network alone.
     functionals_fusion: dict | None = None
+    #: Train this many networks on the same clips, network k from the run's seed + 100 k
+    #: (:data:`serlib.training.ENSEMBLE_SEED_STEP`), and predict the average of their
+    #: probabilities (one Keras model holding them all, :func:`serlib.training.average_networks`).
+    ensemble: int = 1
 
     def __post_init__(self):
         def bad(what):
@@ -140,6 +144,8 @@ class ModelEntry:
             bad(f"corpus must be one of {', '.join(CORPORA)}")
         if self.lr_schedule not in LR_SCHEDULES:
             bad(f"lr_schedule must be one of {', '.join(map(str, LR_SCHEDULES))}")
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+            bad("ensemble must be a whole number of networks, 1 or more")
         if self.class_weight not in (None, "balanced"):
             bad('class_weight must be None or "balanced"')
         if self.optimizer not in OPTIMIZERS:
