@@ -21,6 +21,8 @@ Usage::
     python benchmarks/recommended.py                     # full run (about 30 min on 2 cores)
     python benchmarks/recommended.py --folds 0,1         # some folds only
     python benchmarks/recommended.py --quick             # smoke test (2 short epochs)
+    python benchmarks/recommended.py --keep /tmp/fusion  # also keep each fold's network probabilities
+                                                         # for benchmarks/fusion.py --keep /tmp/fusion
     python benchmarks/recommended.py --epochs 120 --set dropout=0.4 --out /tmp/variant.json
                                                          # a variant: other epochs, builder settings
 
@@ -172,6 +174,8 @@ def main(argv=None) -> int:
     group.add_argument("--song", metavar="DIR", help="train with the RAVDESS song clips of each fold's training "
                                                      "actors from DIR (default: the model's own choice)")
     group.add_argument("--no-song", action="store_true", help="train on speech only")
+    parser.add_argument("--keep", help="folder to keep each fold's network probabilities in, as fold<i>.npz "
+                                       "(benchmarks/fusion.py --keep reuses them)")
     parser.add_argument("--out", default=str(HERE / "results" / "recommended.json"))
     args = parser.parse_args(argv)
 
@@ -223,6 +227,12 @@ def main(argv=None) -> int:
         wall, cpu = time.perf_counter(), time.process_time()
         run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0, song=song)
         seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+        if args.keep:  # the network's own probabilities (before any fusion), untimed
+            keep = Path(args.keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            test = np.asarray(split.test)
+            np.savez(keep / f"fold{i}{'_quick' if args.quick else ''}.npz",
+                     probs=run.model.predict(prep.X[test], verbose=0), test=test)
         m = run.metrics
         actors = sorted(int(a) for a in prep.index["actor"].iloc[split.test].unique())
         folds.append({"fold": i, "test_actors": actors, "uar": m["uar"], "accuracy": m["accuracy"],
