@@ -145,7 +145,8 @@ def main(argv=None) -> int:
         split = splits[i]
         test = np.asarray(split.test)
         stored = keep / f"fold{i}{'_quick' if args.quick else ''}.npz" if keep else None
-        if stored and stored.is_file():
+        reused = bool(stored and stored.is_file())
+        if reused:  # written by an earlier run of this script or by benchmarks/recommended.py --keep
             network = np.load(stored)["probs"]
         else:
             run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0)
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
                 np.savez(stored, probs=network, test=test)
         y = prep.y[test]
         row = {"fold": i, "test_actors": sorted(int(a) for a in prep.index["actor"].iloc[test].unique()),
-               "network": uar(y, network)}
+               "network": uar(y, network), "network_probabilities": "reused from --keep" if reused else "trained"}
         for name, X in tables.items():
             linear_log, prior = _linear_log_probabilities(X, prep.y, np.asarray(split.train), test, args.C, len(labels))
             linear = np.exp(linear_log)
@@ -207,7 +208,9 @@ def main(argv=None) -> int:
               f"would be optimistic): " + ", ".join(f"{w}: {u:.3f}" for w, u in sweep.items()))
 
     payload = {"protocol": f"speaker-independent actor 5-fold (actor_kfold seed {args.seed}, no validation actors)",
-               "network": prep.model_name, "settings": {"C": args.C, "weight": args.weight, "quick": args.quick,
+               "network": prep.model_name,
+               "network_settings": {"epochs": prep.entry.epochs, "ensemble": prep.entry.ensemble},
+               "settings": {"C": args.C, "weight": args.weight, "quick": args.quick,
                                                          "seed": args.seed, "folds": list(wanted)},
                "labels": labels, "extraction_seconds": extraction, "n_clips": len(paths),
                "folds": folds, "summary": summary, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -343,6 +343,7 @@ def build_model(name: str, input_shape=None, n_classes: int | None = None, *, to
 def count_params(name: str, input_shape=None, n_classes: int | None = None) -> int:
     """Parameter count (trainable and not) of ``name`` for an input shape (cached).
 
+    An entry with ``ensemble=n`` counts all n networks, as the trained model holds them.
     Explained in the chapter "The comparison".
     """
     entry = get_model(name)
@@ -350,7 +351,7 @@ def count_params(name: str, input_shape=None, n_classes: int | None = None) -> i
     n = entry.n_classes if n_classes is None else int(n_classes)
     key = (entry.name, shape, n)
     if key not in _PARAMS:
-        _PARAMS[key] = int(_build_raw(entry, shape, n).count_params())
+        _PARAMS[key] = int(_build_raw(entry, shape, n).count_params()) * entry.ensemble
     return _PARAMS[key]
 
 
