@@ -24,7 +24,9 @@ Training runs 120 epochs: the first schedule had 40, and longer training raised 
 UAR of the actor-wise folds (by about two points at 80 epochs and three at 120). Tried
 and not adopted (same folds and seeds): wider convolutions (256 channels), 128 mel bands
 and mixup lowered UAR, and so did balanced class weights (the ``class_weight="balanced"``
-entry option; ``benchmarks/results/recommended_class_weight.json``). Every variant
+entry option; ``benchmarks/results/recommended_class_weight.json``). Two networks from
+different seeds, averaged (the ``ensemble`` entry option), were no better on the first
+folds, and two of 100 epochs overran the time budget. Every variant
 measured is in ``benchmarks/results/recommended_tuning.json``; ``benchmarks/recommended.py
 --epochs N --set KEY=VALUE`` reproduces those that have a command there.
 
