@@ -400,12 +400,16 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
               quick=False, verbose=1, song: PreparedData | None = None) -> Run:
     """Fit ``prep``'s model on ``split.train`` (validating on ``split.val``), score ``split.test``.
 
-    ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of
-    the training actors to training (:func:`serlib.song.song_for_split`); validation and
-    test stay speech. An entry with ``functionals_fusion`` then fits a logistic regression on
-    the :mod:`serlib.functionals` of the speech training clips (:mod:`serlib.fusion`) and
-    scores the two fused as the entry says (:func:`serlib.fusion.fuse`; ``run.info["functionals_fusion"]`` keeps the
-    network's own score). Returns an unsaved :class:`~serlib.runs.Run` (``dir`` is None).
+    ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of the
+    training actors to training (:func:`serlib.song.song_for_split`); validation and test stay
+    speech. An entry with ``functionals_fusion`` then fits a logistic regression on the
+    :mod:`serlib.functionals` of the speech training clips (:mod:`serlib.fusion`) and scores the
+    two fused as the entry says (:func:`serlib.fusion.fuse`; ``run.info["functionals_fusion"]``
+    keeps the network's own score). An entry with ``ensemble=n`` trains n networks on the same
+    clips, network k from ``seed + ENSEMBLE_SEED_STEP * k``, and keeps their average
+    (:func:`average_networks`; ``run.info["ensemble"]`` lists each network's seed and time,
+    ``run.history`` is the first network's). Returns an unsaved :class:`~serlib.runs.Run`
+    (``dir`` is None).
     Explained in the chapter "Evaluating honestly".
     """
     import keras
