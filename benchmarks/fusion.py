@@ -210,8 +210,8 @@ def main(argv=None) -> int:
     payload = {"protocol": f"speaker-independent actor 5-fold (actor_kfold seed {args.seed}, no validation actors)",
                "network": prep.model_name,
                "network_settings": {"epochs": prep.entry.epochs, "ensemble": prep.entry.ensemble},
-               "settings": {"C": args.C, "weight": args.weight, "quick": args.quick,
-                                                         "seed": args.seed, "folds": list(wanted)},
+               "settings": {"C": args.C, "weight": args.weight, "quick": args.quick, "seed": args.seed,
+                            "folds": list(wanted)},
                "labels": labels, "extraction_seconds": extraction, "n_clips": len(paths),
                "folds": folds, "summary": summary, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(args.out)

@@ -34,10 +34,10 @@ own UAR beside the fused one (``network_alone``).
 training actors are added to its training data (``serlib.song``; the model's default is
 ``train_with_song``). Test actors' songs are never used.
 
-``--epochs`` and ``--set KEY=VALUE`` (any key of ``serlib.models.recommended.DEFAULTS``,
-comma-separated for tuples) measure a variant of the model under the same folds and seeds;
-the variant is registered under a temporary name and trained by the same harness. The
-variants tried so far and their scores are in ``benchmarks/results/recommended_tuning.json``.
+``--epochs``, ``--ensemble N`` (N networks from seeds 100 apart, averaged) and ``--set
+KEY=VALUE`` (any key of ``serlib.models.recommended.DEFAULTS``, comma-separated for tuples)
+measure a variant of the model under the same folds and seeds; the variant is registered
+under a temporary name and trained by the same harness. The variants tried so far and their scores are in ``benchmarks/results/recommended_tuning.json``.
 
 Writes ``benchmarks/results/recommended.json`` (``--out``)::
 

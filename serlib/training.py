@@ -467,11 +467,10 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
                             "epochs_run": len(curves["epoch_seconds"]),
                             **{k2: curves[k2][-1] for k2 in ("loss", "val_loss") if curves.get(k2)}})
         seconds += fitted["seconds"]
-        if k == 0:
-            history, monitor, weights, class_weight = curves, fitted["monitor"], fitted["weights"], \
-                fitted["class_weight"]
+        if k == 0:  # the run's curves and settings are the first network's
+            first_curves, first = curves, fitted
     model = members[0] if n_members == 1 else average_networks(members)
-    curves = history
+    curves, monitor, weights, class_weight = first_curves, first["monitor"], first["weights"], first["class_weight"]
     epochs_run = len(curves["epoch_seconds"])
     best_epoch = _best_epoch(curves, monitor)
 
