@@ -25,6 +25,8 @@ RESULTS_DIR = Path(os.environ.get("SERLIB_RESULTS_DIR")
 MODELS_FILE = RESULTS_DIR / "models.json"
 #: The recommended model's cross-validation file.
 RECOMMENDED_FILE = RESULTS_DIR / "recommended.json"
+#: Wall-clock time per chapter (``benchmarks/chapters.py``).
+CHAPTERS_FILE = RESULTS_DIR / "chapters.json"
 
 
 def recommended_records(path=None) -> pd.DataFrame:
@@ -143,3 +145,22 @@ def recommended_results(path=None) -> dict | None:
         return None
     result = json.loads(path.read_text())
     return None if result.get("settings", {}).get("quick") else result
+
+
+def chapter_timings(mode: str = "full", path=None) -> pd.DataFrame:
+    """How long each chapter took to execute in ``mode`` (``benchmarks/chapters.py``), one row each.
+
+    Columns: chapter, minutes, outcome (``every cell ran`` or the first error), the
+    machine's cores and whether it had a GPU, the data line of the chapter header, and the
+    date. Empty when nothing was recorded. Explained in the chapter "Introduction".
+    """
+    path = Path(path) if path is not None else CHAPTERS_FILE
+    if not path.is_file():
+        return pd.DataFrame()
+    records = [r for r in json.loads(path.read_text()).get("records", []) if r.get("mode") == mode]
+    rows = [{"chapter": r["chapter"], "minutes": round(r["seconds"] / 60, 1),
+             "outcome": "every cell ran" if r["ok"] else f"failed: {r['error']}",
+             "CPU cores": r.get("machine", {}).get("cores"), "GPU": bool(r.get("machine", {}).get("gpu")),
+             "data": r.get("data"), "date": str(r.get("created", ""))[:10]}
+            for r in sorted(records, key=lambda r: r["chapter"])]
+    return pd.DataFrame(rows)

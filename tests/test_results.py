@@ -161,3 +161,23 @@ def test_runs_with_different_fold_counts_are_not_pooled(results_file):
     assert table.loc[("das2019_model_b", "speaker"), "uar"] == pytest.approx(0.35)
     assert table.loc[("das2019_model_b", "speaker"), "folds"] == 2   # folds 0 and 1 of the 5-fold run
     assert table.loc[("das2019_model_c", "random"), "uar"] == pytest.approx(0.60)
+
+
+def test_chapter_timings_lists_one_mode_in_reading_order(tmp_path):
+    from serlib.results import chapter_timings
+
+    assert chapter_timings(path=tmp_path / "absent.json").empty
+    machine = {"cores": 2, "gpu": False}
+    records = [{"chapter": "08_recurrent", "mode": "full", "ok": True, "error": None, "seconds": 2700.0,
+                "machine": machine, "data": "RAVDESS", "created": "2026-12-03T21:00:00"},
+               {"chapter": "06_cnn1d", "mode": "full", "ok": False, "error": "ValueError: x", "seconds": 90.0,
+                "machine": machine, "data": "RAVDESS", "created": "2026-12-03T20:00:00"},
+               {"chapter": "06_cnn1d", "mode": "quick", "ok": True, "error": None, "seconds": 60.0,
+                "machine": machine, "data": "RAVDESS", "created": "2026-12-03T20:00:00"}]
+    path = tmp_path / "chapters.json"
+    path.write_text(json.dumps({"schema": 1, "records": records}))
+    table = chapter_timings(path=path)
+    assert list(table["chapter"]) == ["06_cnn1d", "08_recurrent"]
+    assert list(table["minutes"]) == [1.5, 45.0]
+    assert list(table["outcome"]) == ["failed: ValueError: x", "every cell ran"]
+    assert list(chapter_timings("quick", path)["minutes"]) == [1.0]
