@@ -62,9 +62,16 @@ def _header_line(nb, key: str) -> str | None:
     """The ``key`` line (e.g. ``data``) of the chapter header that ``book.start_chapter`` prints."""
     for cell in nb.cells[:6]:
         for out in cell.get("outputs", []):
-            for line in str(out.get("text", "")).splitlines():
+            lines = str(out.get("text", "")).splitlines()
+            for i, line in enumerate(lines):
                 if line.strip().startswith(key + " "):
-                    return " ".join(line.split()[1:])
+                    indent = len(line) - len(line.lstrip()) + len(key)
+                    words = line.split()[1:]
+                    for more in lines[i + 1:]:          # the header wraps long values onto indented lines
+                        if len(more) - len(more.lstrip()) <= indent:
+                            break
+                        words += more.split()
+                    return " ".join(words)
     return None
 
 

@@ -29,12 +29,13 @@ def test_chapters_are_chosen_by_number_or_name(bench):
 
 def test_a_chapter_runs_in_the_mode_asked_and_its_header_is_recorded(bench, tmp_path):
     path = _notebook(tmp_path / "03_demo.ipynb",
-                     "print('Chapter 3 · Demo\\n  data     RAVDESS somewhere\\n  compute  CPU only')",
+                     "print('Chapter 3 · Demo\\n  data     RAVDESS somewhere, 20 actors (10 female, 10\\n           male)\\n'\n"
+                     "      '  compute  CPU only')",
                      "import os\nassert os.environ['SERLIB_QUICK'] == '0', os.environ['SERLIB_QUICK']")
     record = bench.run_chapter(path, "full", keep=tmp_path / "kept")
     assert record["ok"] and record["error"] is None
     assert (record["code_cells"], record["cells_run"]) == (2, 2)
-    assert record["data"] == "RAVDESS somewhere" and record["compute"] == "CPU only"
+    assert record["data"] == "RAVDESS somewhere, 20 actors (10 female, 10 male)" and record["compute"] == "CPU only"
     assert record["seconds"] > 0
     kept = nbformat.read(tmp_path / "kept" / "03_demo.ipynb", as_version=4)
     assert "RAVDESS somewhere" in kept.cells[0].outputs[0]["text"]
