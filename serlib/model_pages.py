@@ -7,7 +7,8 @@ folders). Its methods only arrange serlib's own functions:
   settings, every interpretation made where the report is silent);
 - :meth:`ModelPage.fit` calls :func:`serlib.training.train` with a speaker-independent
   split and prints the test scores;
-- :meth:`ModelPage.show_run` draws training curves and the test confusion matrix;
+- :meth:`ModelPage.show_run` draws training curves and the test confusion matrix, and
+  says so when training diverged (:func:`training_status`);
 - :meth:`ModelPage.claims_vs_measured` lines up each report's claim, the page's run and
   the cross-validated numbers of ``benchmarks/models.py`` (:mod:`serlib.results`).
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .models import get_model
-from .results import benchmark_table
+from .results import benchmark_table, one_label_only
 
 
 def _display(text: str) -> None:
@@ -41,6 +42,39 @@ def _display(text: str) -> None:
 
 def _not_finite(value) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
+
+
+def training_status(run) -> str:
+    """How ``run``'s training went, as a phrase that follows "training".
+
+    Either it "stayed finite" (with the first, last and highest training loss), or it
+    "diverged in epoch N" (the first epoch whose training or validation loss is NaN or
+    infinite), followed by what the test scores rest on: the weights of an earlier epoch
+    that a checkpoint or early stopping kept, or the broken final weights, and whether the
+    model gives every test clip the same label. Explained in the chapter "Recurrent models".
+    """
+    history = run.history
+    losses = history.get("loss", [])
+    epochs = max((len(history.get(key, [])) for key in ("loss", "val_loss")), default=0)
+    bad = [epoch for epoch in range(1, epochs + 1)
+           if any(_not_finite(history.get(key, [])[epoch - 1]) for key in ("loss", "val_loss")
+                  if len(history.get(key, [])) >= epoch)]
+    if not bad:
+        if not losses:
+            return "recorded no loss"
+        return (f"stayed finite (training loss {losses[0]:.2f} in the first epoch, {losses[-1]:.2f} "
+                f"in the last, {max(losses):.3g} at its highest)")
+    first = bad[0]
+    text = f"diverged in epoch {first} of {epochs} (its loss became NaN or infinite)"
+    weights, best = str(run.info.get("weights") or ""), run.info.get("best_epoch")
+    if weights.startswith("best epoch") and best and best < first:
+        keeper = "a checkpoint" if "checkpoint" in weights else "early stopping"
+        text += f", but {keeper} had kept the weights of epoch {best}, and those scored the test speakers"
+    else:
+        text += ", and the final weights that scored the test speakers are meaningless"
+    if one_label_only(run.metrics.get("confusion")):
+        text += "; the model gives every test clip the same label"
+    return text
 
 
 class ModelPage:
@@ -106,7 +140,7 @@ class ModelPage:
         finite_val = any(not _not_finite(v) for v in run.history.get("val_loss", []))
         plot_history(run.history, ax=axes[:2], mark_best=finite_val)
         if any(_not_finite(v) for v in losses):
-            print("Training diverged: the loss became NaN or infinite, so the model's predictions are meaningless.")
+            print(f"Training {training_status(run)}.")
         plot_confusion(run.metrics, ax=axes[2], title="test speakers (row %)")
         stand_in = " (SYNTHETIC STAND-IN DATA)" if run.info["data"].get("synthetic") else ""
         fig.suptitle((title or run.info["model"]) + stand_in)

@@ -174,7 +174,7 @@ def prepare_waveform(y, sr: int, spec) -> np.ndarray:
     ``(channels, n)`` (the shorter axis is taken as channels). Explained in the chapter
     "Beyond the reports".
     """
-    from .audio import fix_length, resample, trim_silence
+    from .audio import MIN_DURATION, fix_length, resample, trim_silence
 
     y, sr = _mono(y, sr)
     y = resample(np.ascontiguousarray(y), sr, spec.sr)

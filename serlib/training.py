@@ -552,8 +552,11 @@ def _fit_network(prep, entry, X_train, y_train, X_val, y_val, *, epochs, batch, 
             callbacks=callbacks + [timer], class_weight=class_weight,
         )
         seconds = time.perf_counter() - started
-        if "checkpoint" in weights and checkpoint.is_file():
-            model.load_weights(checkpoint)  # the report kept its best epoch's weights
+        if "checkpoint" in weights:
+            if checkpoint.is_file():
+                model.load_weights(checkpoint)  # the report kept its best epoch's weights
+            else:  # the monitored value was never finite, so no epoch was saved
+                weights = "last epoch (no checkpoint was saved)"
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     curves["epoch_seconds"] = [float(s) for s in timer.seconds]
     curves["learning_rate"] = timer.lr
@@ -601,9 +604,10 @@ def balanced_class_weights(y, n_classes: int) -> dict:
 
 
 def _best_epoch(curves: dict, monitor: str):
-    values = curves.get(monitor)
-    if not values:
+    values = np.asarray(curves.get(monitor) or [], dtype=float)
+    if not np.isfinite(values).any():  # nothing recorded, or every epoch diverged
         return None
+    values = np.where(np.isfinite(values), values, -np.inf if "acc" in monitor else np.inf)
     pick = np.argmax if "acc" in monitor else np.argmin
     return int(pick(values)) + 1
 

@@ -1,7 +1,6 @@
 """Tests for serlib.augment: the four perturbations and leakage-proof training-set augmentation."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from serlib.augment import (DEFAULT_RANGES, OPS, add_noise, augment_before_split, augment_training_set,

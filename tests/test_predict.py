@@ -9,7 +9,7 @@ import soundfile as sf
 
 from serlib import cli
 from serlib.features import extract_file
-from serlib.predict import expand_paths, predict_paths, predict_waveform
+from serlib.predict import expand_paths, predict_paths, predict_waveform, prepare_waveform
 from serlib.runs import load_run
 from serlib.training import train
 
@@ -103,6 +103,16 @@ def test_predict_waveform_agrees_with_the_file(run_dir, audio_files):
                                list(from_file["probabilities"].values()), rtol=1e-4, atol=1e-5)
     channels_first = predict_waveform(run, y.T.copy(), sr)
     assert channels_first["probabilities"] == pytest.approx(from_wave["probabilities"])
+
+
+def test_a_waveform_with_nothing_left_after_the_offset_becomes_a_short_silence():
+    from types import SimpleNamespace
+
+    from serlib.audio import MIN_DURATION
+
+    spec = SimpleNamespace(sr=16000, trim=False, top_db=30, offset=0.5, duration=None)
+    y = prepare_waveform(np.ones(8000, dtype=np.float32), 16000, spec)   # 0.5 s, all of it skipped
+    assert y.dtype == np.float32 and len(y) == int(16000 * MIN_DURATION) and not y.any()
 
 
 def test_cli_predict_json_and_exit_status(run_dir, audio_files, capsys):
