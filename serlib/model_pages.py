@@ -53,18 +53,15 @@ def training_status(run) -> str:
     that a checkpoint or early stopping kept, or the broken final weights, and whether the
     model gives every test clip the same label. Explained in the chapter "Recurrent models".
     """
-    history = run.history
-    losses = history.get("loss", [])
-    epochs = max((len(history.get(key, [])) for key in ("loss", "val_loss")), default=0)
-    bad = [epoch for epoch in range(1, epochs + 1)
-           if any(_not_finite(history.get(key, [])[epoch - 1]) for key in ("loss", "val_loss")
-                  if len(history.get(key, [])) >= epoch)]
-    if not bad:
+    curves = [run.history.get(key, []) for key in ("loss", "val_loss")]
+    losses = curves[0]
+    epochs = max(len(curve) for curve in curves)
+    first = min((i + 1 for curve in curves for i, v in enumerate(curve) if _not_finite(v)), default=None)
+    if first is None:
         if not losses:
             return "recorded no loss"
         return (f"stayed finite (training loss {losses[0]:.2f} in the first epoch, {losses[-1]:.2f} "
                 f"in the last, {max(losses):.3g} at its highest)")
-    first = bad[0]
     text = f"diverged in epoch {first} of {epochs} (its loss became NaN or infinite)"
     weights, best = str(run.info.get("weights") or ""), run.info.get("best_epoch")
     if weights.startswith("best epoch") and best and best < first:
