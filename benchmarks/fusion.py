@@ -24,7 +24,12 @@ On the folds of ``benchmarks/recommended.py`` (actor-wise 5-fold on actors 01-20
    (``fused_<set>_geometric``), as the recommended model does, and without them
    (``fused_<set>_geometric_plain``), so that ``uniform_product_gain_<set>`` measures
    what the equal priors add after the product. Pooling was chosen after the other
-   steps, on these same folds, so its gain is measured on folds that also chose it.
+   steps, on these same folds, so its gain is measured on folds that also chose it;
+6. fits the regression once more on the training clips *and* their speed-perturbed copies
+   (``--speed-copies``, default 0.9 and 1.1: :func:`serlib.augment.speed_perturb`), as the
+   recommended model now does, and pools it with the same network by product under equal
+   priors (``librosa_speed`` alone, ``fused_librosa_speed_geometric``;
+   ``speed_gain_librosa`` is the step from ``fused_librosa_geometric``).
 
 Every model sees each test clip on its own: the scaler and the regression are fitted on
 the training actors only.
@@ -98,6 +103,8 @@ def main(argv=None) -> int:
     parser.add_argument("--C", type=float, default=0.01, help="inverse L2 strength of the regression (default 0.01)")
     parser.add_argument("--weight", type=float, default=0.5, help="the network's share of the average (default 0.5)")
     parser.add_argument("--opensmile", action="store_true", help="also fuse openSMILE ComParE_2016 functionals")
+    parser.add_argument("--speed-copies", default="0.9,1.1",
+                        help="speed factors of the perturbed copies step 6 adds to the regression (default 0.9,1.1)")
     parser.add_argument("--quick", action="store_true", help="2 short epochs per fold (smoke test)")
     parser.add_argument("--keep", help="folder for each fold's network probabilities (reused when present)")
     parser.add_argument("--out", default=str(HERE / "results" / "fusion.json"))
@@ -108,10 +115,10 @@ def main(argv=None) -> int:
     import keras
 
     from serlib.functionals import functional_blocks
-    from serlib.fusion import geometric_pool, uniform_prior
+    from serlib.fusion import fit_linear, geometric_pool, linear_log_proba, uniform_prior
     from serlib.metrics import classification_report
     from serlib.splits import actor_kfold
-    from serlib.training import fit_split, prepare_data, prepared_functionals
+    from serlib.training import fit_split, prepare_data, prepared_functionals, regression_rows
 
     prep = prepare_data("recommended", _data_dir(args.data), verbose=0)
     if prep.data.get("synthetic"):
@@ -127,6 +134,11 @@ def main(argv=None) -> int:
         wall = time.perf_counter()
         tables["opensmile_compare"] = _opensmile_functionals(paths)
         extraction["opensmile_compare"] = round(time.perf_counter() - wall, 1)
+    speeds = [float(f) for f in args.speed_copies.split(",") if f.strip()]
+    wall = time.perf_counter()
+    for factor in speeds:
+        prepared_functionals(prep, speed=factor)
+    extraction["librosa_speed_copies"] = round(time.perf_counter() - wall, 1)
     print("functionals: " + ", ".join(f"{k} {v.shape[1]} per clip in {extraction[k]} s" for k, v in tables.items()),
           flush=True)
 
@@ -174,6 +186,14 @@ def main(argv=None) -> int:
             row[f"fused_{name}_geometric"] = uar(y, geometric)
             row[f"fused_{name}_geometric_accuracy"] = float((geometric.argmax(1) == y).mean())
             row[f"sweep_{name}"] = {str(w): uar(y, w * network + (1 - w) * linear) for w in SWEEP}
+        if speeds:   # step 6: the regression also learns from the speed-perturbed copies
+            F_fit, y_fit = regression_rows(prep, split.train, speeds, verbose=0)
+            params = fit_linear(F_fit, y_fit, len(labels), C=args.C, weight=0.0)
+            linear_log = linear_log_proba(params, tables["librosa"][test])
+            row["librosa_speed"] = uar(y, np.exp(linear_log))
+            geometric = uniform_prior(geometric_pool(network, linear_log, args.weight), params["prior"])
+            row["fused_librosa_speed_geometric"] = uar(y, geometric)
+            row["fused_librosa_speed_geometric_accuracy"] = float((geometric.argmax(1) == y).mean())
         folds.append(row)
         print(f"fold {i} (actors {','.join(f'{a:02d}' for a in row['test_actors'])}): network {row['network']:.3f}  "
               + "  ".join(f"{k} {row[k]:.3f} -> fused {row['fused_' + k]:.3f}" for k in tables), flush=True)
@@ -207,11 +227,22 @@ def main(argv=None) -> int:
               f"{summary[f'fused_{name}_geometric'][0]:.3f}; sweep (information only, chosen on test folds "
               f"would be optimistic): " + ", ".join(f"{w}: {u:.3f}" for w, u in sweep.items()))
 
+    if speeds:
+        for key in ("librosa_speed", "fused_librosa_speed_geometric", "fused_librosa_speed_geometric_accuracy"):
+            summary[key] = _mean_std([f[key] for f in folds])
+        steps = [f["fused_librosa_speed_geometric"] - f["fused_librosa_geometric"] for f in folds]
+        summary["speed_gain_librosa"] = {"mean": float(np.mean(steps)), "min": float(np.min(steps)),
+                                         "max": float(np.max(steps)), "folds_better": int(sum(g > 0 for g in steps))}
+        print(f"speed copies {speeds}: regression alone {summary['librosa_speed'][0]:.3f}, fused by product with "
+              f"equal priors {summary['fused_librosa_speed_geometric'][0]:.3f} ± "
+              f"{summary['fused_librosa_speed_geometric'][1]:.3f} (step {100 * np.mean(steps):+.1f} points, better "
+              f"in {summary['speed_gain_librosa']['folds_better']} of {len(folds)} folds)")
+
     payload = {"protocol": f"speaker-independent actor 5-fold (actor_kfold seed {args.seed}, no validation actors)",
                "network": prep.model_name,
                "network_settings": {"epochs": prep.entry.epochs, "ensemble": prep.entry.ensemble},
                "settings": {"C": args.C, "weight": args.weight, "quick": args.quick, "seed": args.seed,
-                            "folds": list(wanted)},
+                            "folds": list(wanted), "speed_copies": speeds},
                "labels": labels, "extraction_seconds": extraction, "n_clips": len(paths),
                "folds": folds, "summary": summary, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out = Path(args.out)

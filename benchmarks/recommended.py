@@ -27,7 +27,8 @@ Usage::
                                                          # a variant: other epochs, builder settings
 
 A model with ``functionals_fusion`` (the recommended one) also gets its clip functionals
-(:mod:`serlib.functionals`) in the timed feature step, and each fold records the network's
+(:mod:`serlib.functionals`, and those of the speed-perturbed copies its regression learns
+from) in the timed feature step, and each fold records the network's
 own UAR beside the fused one (``network_alone``).
 
 ``--song DIR`` / ``--no-song`` override whether the RAVDESS song clips of each fold's
@@ -204,6 +205,8 @@ def main(argv=None) -> int:
     prep = prepare_data(entry.name, data, verbose=0)
     if entry.functionals_fusion:  # the clip functionals the fused model also needs, timed with the features
         prepared_functionals(prep, verbose=1)
+        for factor in entry.functionals_fusion.get("speed_copies", ()):   # the regression's extra rows
+            prepared_functionals(prep, verbose=1, speed=factor)
     song = song_data(entry.name, False if args.no_song else args.song, speech=prep, verbose=1)
     n_song = 0 if song is None else int(len(song.X))
     features = {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),

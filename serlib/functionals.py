@@ -148,22 +148,26 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
                            _statistics(voiced_rows), _statistics(all_rows), scalars]).astype(np.float32)
 
 
-def functionals(paths, *, n_jobs: int = 1, progress: bool = True) -> np.ndarray:
+def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float = 1.0) -> np.ndarray:
     """:func:`utterance_functionals` of every file in ``paths``, as an ``(n, d)`` array.
 
     Files are read with :func:`serlib.audio.load_audio` (any rate, stereo mixed down); an
-    unreadable file raises its one-line :class:`~serlib.errors.AudioError`. Explained in
-    the chapter "Beyond the reports".
+    unreadable file raises its one-line :class:`~serlib.errors.AudioError`. ``speed`` other
+    than 1 describes a speed-perturbed copy of each clip instead
+    (:func:`serlib.augment.speed_perturb`). Explained in the chapter "Beyond the reports".
     """
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
     from .audio import load_audio
+    from .augment import speed_perturb
 
     def one(path):
-        return utterance_functionals(load_audio(path, sr=SR), SR)
+        y = load_audio(path, sr=SR)
+        return utterance_functionals(y if speed == 1 else speed_perturb(y, SR, speed), SR)
 
     paths = list(paths)
-    bar = tqdm(paths, unit="clip", desc="functionals", disable=not progress)
+    desc = "functionals" if speed == 1 else f"functionals at speed {speed:g}"
+    bar = tqdm(paths, unit="clip", desc=desc, disable=not progress)
     rows = Parallel(n_jobs=n_jobs)(delayed(one)(p) for p in bar)
     return np.vstack(rows) if rows else np.zeros((0, len(functional_names())), np.float32)

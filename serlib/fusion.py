@@ -18,6 +18,12 @@ is no strong neutral), so a model trained on it learns that neutral is rare; div
 the prior is the decision rule that maximises unweighted average recall, and a more
 sensible assumption for a recording of unknown origin. It has no setting to tune.
 
+With ``"speed_copies": (0.9, 1.1)`` the regression also learns from the functionals of
+speed-perturbed copies of every training clip (:func:`serlib.augment.speed_perturb`:
+pitch, formants and tempo moved together, as if other speakers had said them), so it
+depends less on the voices of the training actors. Prediction is unchanged: each clip is
+described as it is. ``benchmarks/fusion.py`` measures the gain.
+
 The regression is stored beside the
 Keras model in the run folder (``functionals.npz``) as plain arrays, so prediction needs
 NumPy only. ``benchmarks/fusion.py`` measured the gain. Explained in the chapter "Beyond
@@ -30,7 +36,7 @@ import numpy as np
 from .errors import SerlibError
 
 FILE = "functionals.npz"
-KEYS = ("weight", "C", "uniform_prior", "pooling")
+KEYS = ("weight", "C", "uniform_prior", "pooling", "speed_copies")
 POOLINGS = ("arithmetic", "geometric")
 
 
@@ -46,19 +52,28 @@ def check_settings(settings) -> dict | None:
     weight, C = float(settings.get("weight", 0.5)), float(settings.get("C", 0.01))
     uniform = settings.get("uniform_prior", False)
     pooling = settings.get("pooling", "arithmetic")
-    if not 0.0 <= weight < 1.0 or C <= 0 or not isinstance(uniform, bool) or pooling not in POOLINGS:
+    copies = settings.get("speed_copies", ())
+    try:
+        copies = tuple(float(f) for f in copies)
+    except (TypeError, ValueError):
+        copies = None
+    if (not 0.0 <= weight < 1.0 or C <= 0 or not isinstance(uniform, bool) or pooling not in POOLINGS
+            or copies is None or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in copies)):
         raise SerlibError(f"functionals_fusion {settings!r}: weight in [0, 1) (the network's share), C > 0, "
-                          f"uniform_prior True or False, pooling one of {', '.join(POOLINGS)}")
-    return {"weight": weight, "C": C, "uniform_prior": uniform, "pooling": pooling}
+                          f"uniform_prior True or False, pooling one of {', '.join(POOLINGS)}, speed_copies "
+                          "a list of speed factors between 0.5 and 2 other than 1")
+    return {"weight": weight, "C": C, "uniform_prior": uniform, "pooling": pooling, "speed_copies": copies}
 
 
 def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight: float,
-               uniform_prior: bool = False, pooling: str = "arithmetic") -> dict:
+               uniform_prior: bool = False, pooling: str = "arithmetic", speed_copies=()) -> dict:
     """Standardise ``F`` and fit a multinomial logistic regression; returns its arrays.
 
     Classes absent from ``y`` get probability 0. ``prior`` keeps each class's share of
     ``y`` for ``uniform_prior``; ``weight``, ``uniform_prior`` and ``pooling`` are kept for
-    :func:`fuse`. Explained in the chapter "Beyond the reports".
+    :func:`fuse`. ``speed_copies`` is only recorded: the caller stacks the copies' rows into
+    ``F`` and ``y`` (as :func:`serlib.training.fit_split` does). Explained in the chapter
+    "Beyond the reports".
     """
     if pooling not in POOLINGS:
         raise SerlibError(f"pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
@@ -78,7 +93,7 @@ def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight
     prior = np.bincount(np.asarray(y, dtype=int), minlength=n_classes) / max(len(y), 1)
     return {"mean": mean, "scale": scale, "coef": coef, "intercept": intercept,
             "weight": float(weight), "C": float(C), "prior": prior, "uniform_prior": bool(uniform_prior),
-            "pooling": pooling}
+            "pooling": pooling, "speed_copies": np.asarray(speed_copies, dtype=np.float64)}
 
 
 def linear_log_proba(params: dict, F: np.ndarray) -> np.ndarray:
@@ -167,6 +182,7 @@ def load(path) -> dict:
     params["weight"] = float(params["weight"])
     params["uniform_prior"] = bool(params.get("uniform_prior", False))   # runs saved before it existed: off
     params["pooling"] = str(params.get("pooling", "arithmetic"))          # likewise
+    params["speed_copies"] = np.asarray(params.get("speed_copies", ()), dtype=np.float64)   # likewise: none
     if params["pooling"] not in POOLINGS:
         raise SerlibError(f"{path}: unknown pooling {params['pooling']!r}; the run folder is damaged, retrain it")
     if params["uniform_prior"] and "prior" not in params:

@@ -91,19 +91,40 @@ class PreparedData:
     data: dict = field(default_factory=dict)
     #: :mod:`serlib.functionals` of every clip, computed on first use (:func:`prepared_functionals`).
     functionals: np.ndarray | None = field(default=None, repr=False)
+    #: The same of speed-perturbed copies of every clip, by speed factor (:func:`prepared_functionals`).
+    perturbed_functionals: dict = field(default_factory=dict, repr=False)
 
 
-def prepared_functionals(prep: PreparedData, verbose=1) -> np.ndarray:
+def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0) -> np.ndarray:
     """The utterance functionals of every clip of ``prep`` (computed once, then kept on it).
 
-    Explained in the chapter "Beyond the reports".
+    With ``speed`` other than 1, those of each clip's speed-perturbed copy
+    (:func:`serlib.augment.speed_perturb`), for the regression's training rows. Explained in
+    the chapter "Beyond the reports".
     """
-    if prep.functionals is None:
-        from .functionals import functionals
+    from .functionals import functionals
 
+    if speed != 1:
+        if speed not in prep.perturbed_functionals:
+            _log(verbose, f"functionals of {len(prep.index)} clips played at speed {speed:g} ...")
+            prep.perturbed_functionals[speed] = functionals(prep.index["path"], progress=bool(verbose), speed=speed)
+        return prep.perturbed_functionals[speed]
+    if prep.functionals is None:
         _log(verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
         prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
     return prep.functionals
+
+
+def regression_rows(prep: PreparedData, rows, speed_copies=(), verbose=1) -> tuple[np.ndarray, np.ndarray]:
+    """Functionals and labels the fusion regression learns from: the clips at ``rows``, then
+    their speed-perturbed copies, one block per factor of ``speed_copies``.
+
+    Explained in the chapter "Beyond the reports".
+    """
+    rows = np.asarray(rows)
+    blocks = [prepared_functionals(prep, verbose)[rows]]
+    blocks += [prepared_functionals(prep, verbose, speed=f)[rows] for f in speed_copies]
+    return np.concatenate(blocks), np.tile(prep.y[rows], len(blocks))
 
 
 def _log(verbose, message: str) -> None:
@@ -481,10 +502,12 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         from .fusion import fit_linear, fuse
 
         F = prepared_functionals(prep, verbose)
-        fusion = fit_linear(F[split.train], prep.y[split.train], len(prep.labels), **settings)
+        F_fit, y_fit = regression_rows(prep, split.train, settings.get("speed_copies", ()), verbose)
+        fusion = fit_linear(F_fit, y_fit, len(prep.labels), **settings)
         alone = classification_report(y_test, proba, prep.labels)
         proba = fuse(fusion, proba, F[split.test])
         fusion_info = {**settings, "n_functionals": int(F.shape[1]), "n_train": int(len(split.train)),
+                       "n_regression_rows": int(len(y_fit)),
                        "network_alone": {"uar": alone["uar"], "accuracy": alone["accuracy"]}}
     metrics = classification_report(y_test, proba, prep.labels)
     metrics["protocol"] = split.protocol

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from serlib.augment import (DEFAULT_RANGES, OPS, add_noise, augment_before_split, augment_training_set,
-                            leaked_fraction, measure_snr, pitch_shift, random_augment, shift, time_shift,
-                            time_stretch)
+                            leaked_fraction, measure_snr, pitch_shift, random_augment, shift, speed_perturb,
+                            time_shift, time_stretch)
 from fake_index import ravdess_like_frame
 from serlib.errors import SerlibError
 from serlib.splits import Split, random_split, speaker_split
@@ -77,6 +77,19 @@ def test_pitch_shift_moves_the_fundamental():
     assert peak_frequency(up) == pytest.approx(220 * 2 ** (2 / 12), rel=0.02)
     assert peak_frequency(down) == pytest.approx(220 * 2 ** (-3 / 12), rel=0.02)
     assert np.array_equal(pitch_shift(y, SR, 0), y)
+
+
+def test_speed_perturb_moves_length_and_pitch_together():
+    y = tone(220.0, seconds=1.0)
+    fast, slow = speed_perturb(y, SR, 1.1), speed_perturb(y, SR, 0.9)
+    assert len(fast) == pytest.approx(len(y) / 1.1, abs=2) and len(slow) == pytest.approx(len(y) / 0.9, abs=2)
+    assert peak_frequency(fast) == pytest.approx(220 * 1.1, rel=0.01)
+    assert peak_frequency(slow) == pytest.approx(220 * 0.9, rel=0.01)
+    same = speed_perturb(y, SR, 1.0)
+    assert np.array_equal(same, y) and same is not y
+    for bad in (0.3, 2.5, float("nan")):
+        with pytest.raises(SerlibError, match="between 0.5 and 2"):
+            speed_perturb(y, SR, bad)
 
 
 def test_time_stretch_changes_length_not_pitch():

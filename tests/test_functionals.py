@@ -69,3 +69,12 @@ def test_files_and_a_broken_one(tmp_path):
     with pytest.raises(AudioError) as error:
         functionals([good, bad], progress=False)
     assert str(bad) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_speed_perturbed_copy_is_shorter_and_higher(tmp_path):
+    path = tmp_path / "tone.wav"
+    sf.write(path, _vowel(150.0), SR)
+    plain, fast = functionals([path], progress=False), functionals([path], progress=False, speed=1.1)
+    assert _value(fast[0], "duration_s") == pytest.approx(_value(plain[0], "duration_s") / 1.1, rel=0.03)
+    assert np.exp(_value(fast[0], "log_f0_p50")) == pytest.approx(1.1 * np.exp(_value(plain[0], "log_f0_p50")),
+                                                                  rel=0.03)

@@ -119,10 +119,28 @@ def test_two_classes_use_the_single_row_scikit_learn_keeps():
 
 
 @pytest.mark.parametrize("bad", [{"weight": 1.0}, {"weight": -0.1}, {"C": 0}, {"alpha": 1}, "0.5",
-                                 {"uniform_prior": "yes"}, {"pooling": "median"}])
+                                 {"uniform_prior": "yes"}, {"pooling": "median"}, {"speed_copies": (1.0,)},
+                                 {"speed_copies": (3.0,)}, {"speed_copies": "fast"}])
 def test_bad_settings_are_refused_when_registering(bad):
     with pytest.raises(SerlibError, match="functionals_fusion"):
         register_variant(BASE, "test_bad_fusion", functionals_fusion=bad)
+
+
+def test_speed_copies_add_rows_to_the_regression_only_for_the_given_clips():
+    from serlib.training import PreparedData, regression_rows
+
+    F = np.arange(12.0).reshape(6, 2)
+    prep = PreparedData(model_name="m", entry=None, index=None, X=None, y=np.array([0, 1, 2, 0, 1, 2]),
+                        labels=["a", "b", "c"], spec=None, task="emotion", functionals=F,
+                        perturbed_functionals={0.9: F + 100, 1.1: F + 200})
+    rows, labels = regression_rows(prep, [1, 4], (0.9, 1.1), verbose=0)
+    np.testing.assert_array_equal(rows, np.vstack([F[[1, 4]], F[[1, 4]] + 100, F[[1, 4]] + 200]))
+    np.testing.assert_array_equal(labels, [1, 1, 1, 1, 1, 1])
+    rows, labels = regression_rows(prep, [0, 2], (), verbose=0)
+    np.testing.assert_array_equal(rows, F[[0, 2]])
+    np.testing.assert_array_equal(labels, [0, 2])
+    settings = fusion.check_settings({"speed_copies": [0.9, "1.1"]})
+    assert settings["speed_copies"] == (0.9, 1.1) and fusion.check_settings({})["speed_copies"] == ()
 
 
 def test_wrong_width_is_a_one_line_error():

@@ -169,7 +169,8 @@ def test_the_run_carries_its_functionals_regression(trained, standin_dir):
     from serlib.training import probabilities
 
     assert get_model("recommended").functionals_fusion == {"weight": 0.5, "C": 0.01, "uniform_prior": True,
-                                                        "pooling": "geometric"}
+                                                        "pooling": "geometric", "speed_copies": (0.9, 1.1)}
+    assert trained.info["functionals_fusion"]["n_regression_rows"] == 3 * trained.info["n_train"]
     assert (trained.dir / "functionals.npz").is_file()
     assert trained.info["functionals_fusion"]["network_alone"]["uar"] >= 0
     run = load_run(trained.dir)

@@ -313,7 +313,8 @@ def build_recommended(input_shape, n_classes, **overrides):
     callbacks={"early_stopping_patience": None, "monitor": "val_loss", "reduce_lr": None, "checkpoint": False},
     recommended=True,
     aliases=("recommended",),
-    functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True, "pooling": "geometric"},
+    functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True, "pooling": "geometric",
+                        "speed_copies": (0.9, 1.1)},
     notes=(
         "Designed for unseen speakers: every choice was tuned only by actor-wise 5-fold "
         "cross-validation inside actors 01-20 (benchmarks/recommended.py).",
@@ -338,6 +339,12 @@ def build_recommended(input_shape, n_classes, **overrides):
         "RAVDESS has half as many neutral clips as clips of each other emotion and UAR "
         "counts every emotion equally. The rule has no setting; benchmarks/fusion.py "
         "measures it beside the plain average.",
+        "Speed-perturbed copies for the regression (speed_copies in functionals_fusion): it "
+        "also learns from the functionals of every training clip played 0.9 and 1.1 times as "
+        "fast (serlib.augment.speed_perturb: pitch, formants and tempo moved together, the "
+        "factors speech recognisers conventionally use), so that it leans less on the "
+        "training actors' voices. Prediction is unchanged. benchmarks/fusion.py measures it "
+        "on the same folds and networks (fused_librosa_speed_geometric).",
         "Its UAR on unseen actors (actor-wise 5-fold CV) is in "
         "benchmarks/results/recommended.json and in the chapter 'Beyond the reports'; it "
         "falls short of the 0.70 target serlib set for it.",
