@@ -162,7 +162,7 @@ def main(argv=None) -> int:
             network = np.load(stored)["probs"]
         else:
             run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0)
-            network = run.model.predict(prep.X[test], verbose=0)
+            network = run.network_test_proba   # the network's own, before fit_split fuses it
             keras.backend.clear_session()
             if stored:
                 np.savez(stored, probs=network, test=test)

@@ -230,12 +230,11 @@ def main(argv=None) -> int:
         wall, cpu = time.perf_counter(), time.process_time()
         run = fit_split(prep, split, seed=args.seed + i, quick=args.quick, verbose=0, song=song)
         seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
-        if args.keep:  # the network's own probabilities (before any fusion), untimed
+        if args.keep:  # the network's own probabilities (before any fusion), as fit_split computed them
             keep = Path(args.keep)
             keep.mkdir(parents=True, exist_ok=True)
-            test = np.asarray(split.test)
             np.savez(keep / f"fold{i}{'_quick' if args.quick else ''}.npz",
-                     probs=run.model.predict(prep.X[test], verbose=0), test=test)
+                     probs=run.network_test_proba, test=np.asarray(split.test))
         m = run.metrics
         actors = sorted(int(a) for a in prep.index["actor"].iloc[split.test].unique())
         folds.append({"fold": i, "test_actors": actors, "uar": m["uar"], "accuracy": m["accuracy"],

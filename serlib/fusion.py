@@ -24,10 +24,8 @@ pitch, formants and tempo moved together, as if other speakers had said them), s
 depends less on the voices of the training actors. Prediction is unchanged: each clip is
 described as it is. ``benchmarks/fusion.py`` measures the gain.
 
-The regression is stored beside the
-Keras model in the run folder (``functionals.npz``) as plain arrays, so prediction needs
-NumPy only. ``benchmarks/fusion.py`` measured the gain. Explained in the chapter "Beyond
-the reports".
+The regression is stored beside the Keras model in the run folder (``functionals.npz``) as
+plain arrays, so prediction needs NumPy only. Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations
 

@@ -54,6 +54,9 @@ class Run:
     info: dict = field(default_factory=dict)
     #: The regression on clip functionals fused with the network (:mod:`serlib.fusion`), or None.
     fusion: dict | None = None
+    #: The network's own class probabilities for the test clips, before any fusion (a run
+    #: from :func:`serlib.training.fit_split` only; not saved in the run folder).
+    network_test_proba: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:

@@ -91,24 +91,34 @@ class PreparedData:
     data: dict = field(default_factory=dict)
     #: :mod:`serlib.functionals` of every clip, computed on first use (:func:`prepared_functionals`).
     functionals: np.ndarray | None = field(default=None, repr=False)
-    #: The same of speed-perturbed copies of every clip, by speed factor (:func:`prepared_functionals`).
+    #: The same of speed-perturbed copies, by speed factor; rows not asked for yet are NaN
+    #: (:func:`prepared_functionals`).
     perturbed_functionals: dict = field(default_factory=dict, repr=False)
 
 
-def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0) -> np.ndarray:
+def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows=None) -> np.ndarray:
     """The utterance functionals of every clip of ``prep`` (computed once, then kept on it).
 
     With ``speed`` other than 1, those of each clip's speed-perturbed copy
-    (:func:`serlib.augment.speed_perturb`), for the regression's training rows. Explained in
-    the chapter "Beyond the reports".
+    (:func:`serlib.augment.speed_perturb`), for the regression's training rows; ``rows``
+    limits that work to the clips at those positions (the others stay NaN until asked for),
+    so a single run never perturbs its test clips. Explained in the chapter "Beyond the
+    reports".
     """
     from .functionals import functionals
 
     if speed != 1:
-        if speed not in prep.perturbed_functionals:
-            _log(verbose, f"functionals of {len(prep.index)} clips played at speed {speed:g} ...")
-            prep.perturbed_functionals[speed] = functionals(prep.index["path"], progress=bool(verbose), speed=speed)
-        return prep.perturbed_functionals[speed]
+        wanted = np.arange(len(prep.index)) if rows is None else np.asarray(rows, dtype=int)
+        table = prep.perturbed_functionals.get(speed)
+        missing = wanted if table is None else wanted[np.isnan(table[wanted]).all(axis=1)]
+        if len(missing):
+            _log(verbose, f"functionals of {len(missing)} clips played at speed {speed:g} ...")
+            computed = functionals(prep.index["path"].iloc[missing], progress=bool(verbose), speed=speed)
+            if table is None:
+                table = np.full((len(prep.index), computed.shape[1]), np.nan, dtype=computed.dtype)
+                prep.perturbed_functionals[speed] = table
+            table[missing] = computed
+        return table
     if prep.functionals is None:
         _log(verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
         prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
@@ -123,7 +133,7 @@ def regression_rows(prep: PreparedData, rows, speed_copies=(), verbose=1) -> tup
     """
     rows = np.asarray(rows)
     blocks = [prepared_functionals(prep, verbose)[rows]]
-    blocks += [prepared_functionals(prep, verbose, speed=f)[rows] for f in speed_copies]
+    blocks += [prepared_functionals(prep, verbose, speed=f, rows=rows)[rows] for f in speed_copies]
     return np.concatenate(blocks), np.tile(prep.y[rows], len(blocks))
 
 
@@ -495,7 +505,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     epochs_run = len(curves["epoch_seconds"])
     best_epoch = _best_epoch(curves, monitor)
 
-    proba = probabilities(model, X_test)
+    proba = network_proba = probabilities(model, X_test)
     fusion, fusion_info = None, None
     settings = getattr(entry, "functionals_fusion", None)
     if settings:  # a regression on the training clips' functionals, fused with the network
@@ -546,7 +556,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     return Run(dir=None, model=model, history=curves, metrics=metrics, labels=list(prep.labels),
-               spec=prep.spec, normalization=stats, info=info, fusion=fusion)
+               spec=prep.spec, normalization=stats, info=info, fusion=fusion, network_test_proba=network_proba)
 
 
 def _fit_network(prep, entry, X_train, y_train, X_val, y_val, *, epochs, batch, total_steps, seed, quick, has_val,

@@ -175,6 +175,48 @@ def test_training_stores_the_regression_and_both_scores(fused_run):
     assert fused_run.fusion["coef"].shape == (8, record["n_functionals"])
 
 
+def test_the_run_keeps_the_networks_own_test_probabilities(fused_run, standin_dir):
+    from serlib.metrics import classification_report
+
+    info = json.loads((fused_run.dir / "run.json").read_text())
+    prep = prepare_data(FUSED, standin_dir, verbose=0)
+    test = prep.index["actor"].isin(info["split"]["actors"]["test"]).to_numpy()
+    network = fused_run.network_test_proba
+    assert network.shape == (test.sum(), len(fused_run.labels))
+    alone = classification_report(prep.y[test], network, fused_run.labels)
+    assert alone["uar"] == pytest.approx(info["functionals_fusion"]["network_alone"]["uar"])
+    fused = fused_run.predict_proba(prep.X[test], functionals=functionals(prep.index["path"][test], progress=False))
+    assert not np.allclose(network, fused, atol=1e-4)          # the fused scores are not the network's
+
+
+def test_speed_copies_are_computed_only_for_the_clips_asked_for(monkeypatch):
+    import pandas as pd
+
+    import serlib.functionals as module
+    from serlib.training import PreparedData, prepared_functionals, regression_rows
+
+    calls = []
+
+    def fake(paths, progress=True, speed=1.0):
+        paths = list(paths)
+        calls.append((speed, paths))
+        return np.array([[float(p[1:]) * speed, speed] for p in paths])
+
+    monkeypatch.setattr(module, "functionals", fake)
+    index = pd.DataFrame({"path": [f"c{i}" for i in range(5)]})
+    prep = PreparedData(model_name="m", entry=None, index=index, X=None, y=np.array([0, 1, 0, 1, 0]),
+                        labels=["a", "b"], spec=None, task="emotion")
+    rows, labels = regression_rows(prep, [1, 3], (2.0,), verbose=0)
+    assert calls == [(1.0, ["c0", "c1", "c2", "c3", "c4"]), (2.0, ["c1", "c3"])]   # no copy of clips 0, 2, 4
+    np.testing.assert_array_equal(rows[2:], [[2.0, 2.0], [6.0, 2.0]])
+    np.testing.assert_array_equal(labels, [1, 1, 1, 1])
+    assert np.isnan(prep.perturbed_functionals[2.0][[0, 2, 4]]).all()
+    regression_rows(prep, [3, 4], (2.0,), verbose=0)           # only clip 4 is new
+    assert calls[-1] == (2.0, ["c4"])
+    table = prepared_functionals(prep, verbose=0, speed=2.0)   # all rows: the two still missing
+    assert calls[-1] == (2.0, ["c0", "c2"]) and not np.isnan(table).any()
+
+
 def test_loaded_run_predicts_the_same_and_needs_the_functionals(fused_run, standin_dir):
     prep = prepare_data(FUSED, standin_dir, verbose=0)
     paths = prep.index["path"].iloc[:6]
