@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     import keras
 
     from serlib.functionals import functional_blocks
-    from serlib.fusion import fit_linear, geometric_pool, linear_log_proba, uniform_prior
+    from serlib.fusion import fit_linear, fuse, geometric_pool, linear_proba, uniform_prior
     from serlib.metrics import classification_report
     from serlib.splits import actor_kfold
     from serlib.training import fit_split, prepare_data, prepared_functionals, regression_rows
@@ -188,10 +188,10 @@ def main(argv=None) -> int:
             row[f"sweep_{name}"] = {str(w): uar(y, w * network + (1 - w) * linear) for w in SWEEP}
         if speeds:   # step 6: the regression also learns from the speed-perturbed copies
             F_fit, y_fit = regression_rows(prep, split.train, speeds, verbose=0)
-            params = fit_linear(F_fit, y_fit, len(labels), C=args.C, weight=0.0)
-            linear_log = linear_log_proba(params, tables["librosa"][test])
-            row["librosa_speed"] = uar(y, np.exp(linear_log))
-            geometric = uniform_prior(geometric_pool(network, linear_log, args.weight), params["prior"])
+            params = fit_linear(F_fit, y_fit, len(labels), C=args.C, weight=args.weight, uniform_prior=True,
+                                pooling="geometric")          # the recommended model's own fusion step
+            row["librosa_speed"] = uar(y, linear_proba(params, tables["librosa"][test]))
+            geometric = fuse(params, network, tables["librosa"][test])
             row["fused_librosa_speed_geometric"] = uar(y, geometric)
             row["fused_librosa_speed_geometric_accuracy"] = float((geometric.argmax(1) == y).mean())
         folds.append(row)
