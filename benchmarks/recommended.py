@@ -29,7 +29,10 @@ Usage::
 A model with ``functionals_fusion`` (the recommended one) also gets its clip functionals
 (:mod:`serlib.functionals`, and those of the speed-perturbed copies its regression learns
 from) in the timed feature step, and each fold records the network's
-own UAR beside the fused one (``network_alone``).
+own UAR beside the fused one (``network_alone``). A model with ``speed_copies`` (the
+recommended one) gets the features of its network's speed-perturbed training copies in the
+timed feature step too (``serlib.training.prepared_speed_features``), for every clip, since
+each clip is a training clip in four of the five folds.
 
 ``--song DIR`` / ``--no-song`` override whether the RAVDESS song clips of each fold's
 training actors are added to its training data (``serlib.song``; the model's default is
@@ -37,7 +40,8 @@ training actors are added to its training data (``serlib.song``; the model's def
 
 ``--epochs``, ``--ensemble N`` (N networks from seeds 100 apart, averaged) and ``--set
 KEY=VALUE`` (any key of ``serlib.models.recommended.DEFAULTS``, comma-separated for tuples)
-measure a variant of the model under the same folds and seeds; the variant is registered
+measure a variant of the model under the same folds and seeds, and so do ``--speed-copies
+F,F`` and ``--no-speed-copies`` (the network's extra training copies, or none); the variant is registered
 under a temporary name and trained by the same harness. The variants tried so far and their scores are in ``benchmarks/results/recommended_tuning.json``.
 
 Writes ``benchmarks/results/recommended.json`` (``--out``)::
@@ -130,9 +134,9 @@ def _parse_setting(text: str) -> tuple[str, object]:
     return key.strip(), tuple(parts) if "," in value else parts[0]
 
 
-def _variant(entry, epochs, overrides: dict, ensemble=None):
-    """Register ``entry`` with other epochs, builder ``overrides`` or number of networks
-    (``ensemble``) under a temporary name."""
+def _variant(entry, epochs, overrides: dict, ensemble=None, speed_copies=None):
+    """Register ``entry`` with other epochs, builder ``overrides``, number of networks
+    (``ensemble``) or network ``speed_copies`` (a tuple, ``()`` for none) under a temporary name."""
     from serlib.models import recommended, register_variant
 
     if overrides and entry.builder is not recommended.build_serlib_logmel_cnn_attn:
@@ -145,16 +149,20 @@ def _variant(entry, epochs, overrides: dict, ensemble=None):
         return recommended.build_recommended(input_shape, n_classes, **overrides)
 
     tag = "_".join(f"{k}{v}" for k, v in overrides.items()) + (f"_e{epochs}" if epochs else "") \
-        + (f"_x{ensemble}" if ensemble else "")
+        + (f"_x{ensemble}" if ensemble else "") \
+        + ("" if speed_copies is None else "_speed" + ("_".join(f"{f:g}" for f in speed_copies) or "none"))
     builder.__qualname__ = f"variant_{tag}"
     changes = {"builder": builder, "recommended": False} if overrides else {"recommended": False}
     if epochs:
         changes["epochs"] = int(epochs)
     if ensemble:
         changes["ensemble"] = int(ensemble)
+    if speed_copies is not None:
+        changes["speed_copies"] = tuple(speed_copies)
     name = re.sub(r"_+", "_", "variant_" + "".join(c if c.isalnum() else "_" for c in tag).lower()).rstrip("_")
     print(f"variant of {entry.name}: {overrides or 'same builder'}, {epochs or entry.epochs} epochs, "
-          f"{ensemble or entry.ensemble} network(s)", flush=True)
+          f"{ensemble or entry.ensemble} network(s), network speed copies "
+          f"{list(entry.speed_copies if speed_copies is None else speed_copies) or 'none'}", flush=True)
     return register_variant(entry.name, name, **changes)
 
 
@@ -175,6 +183,11 @@ def main(argv=None) -> int:
     group.add_argument("--song", metavar="DIR", help="train with the RAVDESS song clips of each fold's training "
                                                      "actors from DIR (default: the model's own choice)")
     group.add_argument("--no-song", action="store_true", help="train on speech only")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--speed-copies", metavar="F,F", help="train a variant whose network also learns from "
+                                                            "copies of its training clips at these speeds")
+    group.add_argument("--no-speed-copies", action="store_true",
+                       help="train a variant whose network learns from the clips as they are only")
     parser.add_argument("--keep", help="folder to keep each fold's network probabilities in, as fold<i>.npz "
                                        "(benchmarks/fusion.py --keep reuses them)")
     parser.add_argument("--out", default=str(HERE / "results" / "recommended.json"))
@@ -190,13 +203,15 @@ def main(argv=None) -> int:
     from serlib.models import get_model
     from serlib.song import song_data
     from serlib.splits import actor_kfold
-    from serlib.training import fit_split, prepare_data, prepared_functionals
+    from serlib.training import fit_split, prepare_data, prepared_functionals, prepared_speed_features
 
     data = _data_dir(args.data)
     entry = get_model(args.model)
     overrides = dict(_parse_setting(s) for s in args.set)
-    if args.epochs or overrides or args.ensemble:
-        entry = _variant(entry, args.epochs, overrides, args.ensemble)
+    speed_copies = () if args.no_speed_copies else (
+        tuple(float(f) for f in args.speed_copies.split(",")) if args.speed_copies else None)
+    if args.epochs or overrides or args.ensemble or speed_copies is not None:
+        entry = _variant(entry, args.epochs, overrides, args.ensemble, speed_copies)
     print(f"{entry.name} (alias {', '.join(entry.aliases) or '-'}): {entry.input_text}; "
           f"{entry.epochs} epochs, batch {entry.batch_size}, {entry.optimizer} lr {entry.learning_rate}"
           f"{' ' + entry.lr_schedule if entry.lr_schedule else ''}", flush=True)
@@ -207,6 +222,8 @@ def main(argv=None) -> int:
         prepared_functionals(prep, verbose=1)
         for factor in entry.functionals_fusion.get("speed_copies", ()):   # the regression's extra rows
             prepared_functionals(prep, verbose=1, speed=factor)
+    for factor in entry.speed_copies:   # the network's extra training clips
+        prepared_speed_features(prep, factor, np.arange(len(prep.X)), verbose=1)
     song = song_data(entry.name, False if args.no_song else args.song, speech=prep, verbose=1)
     n_song = 0 if song is None else int(len(song.X))
     features = {"seconds": round(time.perf_counter() - wall, 2), "cpu_seconds": round(time.process_time() - cpu, 2),
@@ -242,6 +259,7 @@ def main(argv=None) -> int:
                       "training_seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
                       "epochs": run.info["epochs_run"], "params": run.info["params"], "seed": args.seed + i,
                       "n_train": int(len(split.train)), "n_song": (run.info["song"] or {}).get("n_clips", 0),
+                      "n_speed_copies": (run.info.get("speed_copies") or {}).get("n_clips", 0),
                       "network_alone": (run.info.get("functionals_fusion") or {}).get("network_alone"),
                       "networks": [{k: n[k] for k in ("seed", "training_seconds")} for n in run.info["ensemble"]]
                       if run.info.get("ensemble") else None})
@@ -266,12 +284,14 @@ def main(argv=None) -> int:
 
     payload = {
         "model": entry.name, "aliases": list(entry.aliases),
-        "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides, "ensemble": args.ensemble}
-        if (args.epochs or overrides or args.ensemble) else None,
+        "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides, "ensemble": args.ensemble,
+                    "speed_copies": None if speed_copies is None else list(speed_copies)}
+        if (args.epochs or overrides or args.ensemble or speed_copies is not None) else None,
         "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
         "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,
                      "functionals_fusion": entry.functionals_fusion, "ensemble": entry.ensemble,
+                     "speed_copies": list(entry.speed_copies),
                      "quick": bool(args.quick), "seed": args.seed, "folds": list(wanted)},
         "data": {k: prep.data.get(k) for k in ("path", "source", "synthetic", "n_clips", "n_actors")},
         "song": None if song is None else {"path": song.data.get("path"), "n_clips": n_song,

@@ -494,13 +494,21 @@ def _shaped_for_spec(y: np.ndarray, spec: FeatureSpec, path) -> np.ndarray:
     return y
 
 
-def extract_file(path, spec: FeatureSpec) -> np.ndarray:
+def extract_file(path, spec: FeatureSpec, *, speed: float = 1.0) -> np.ndarray:
     """Load ``path`` as ``spec`` says (:func:`load_for_spec`) and :func:`extract` its features.
 
     Clips shorter than :data:`serlib.audio.MIN_DURATION` (50 ms) raise
     :class:`~serlib.errors.AudioError`; longer ones shorter than one window are
-    zero-padded. Explained in the chapter "Features and augmentation".
+    zero-padded. ``speed`` other than 1 describes the recording played that many times
+    faster (:func:`serlib.augment.speed_perturb`, applied before trimming and cropping), a
+    training copy for models with ``speed_copies``. Explained in the chapter "Features and
+    augmentation".
     """
+    if speed != 1:
+        from .audio import load_audio
+        from .augment import speed_perturb
+
+        return extract_recording(speed_perturb(load_audio(path, spec.sr), spec.sr, speed), spec, path)
     return extract_recording(load_for_spec(path, spec), spec, path, shaped=True)
 
 

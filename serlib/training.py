@@ -94,6 +94,9 @@ class PreparedData:
     #: The same of speed-perturbed copies, by speed factor; rows not asked for yet are NaN
     #: (:func:`prepared_functionals`).
     perturbed_functionals: dict = field(default_factory=dict, repr=False)
+    #: Features (``X``) of speed-perturbed copies, by speed factor, for the network's training
+    #: rows; rows not asked for yet are NaN (:func:`prepared_speed_features`).
+    perturbed_features: dict = field(default_factory=dict, repr=False)
 
 
 def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows=None) -> np.ndarray:
@@ -123,6 +126,44 @@ def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows
         _log(verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
         prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
     return prep.functionals
+
+
+def prepared_speed_features(prep: PreparedData, speed: float, rows, verbose=1) -> np.ndarray:
+    """The network's input features of speed-perturbed copies of the clips at ``rows``.
+
+    Each clip is played ``speed`` times faster (:func:`serlib.augment.speed_perturb`) and
+    described as ``prep.spec`` says (:func:`serlib.features.extract_file`). Computed once
+    per clip and kept on ``prep``; returns the full ``(n, *shape)`` table, whose rows not
+    asked for yet are NaN, so a single run never perturbs its validation or test clips.
+    Explained in the chapter "Beyond the reports".
+    """
+    from tqdm import tqdm
+
+    from .features import extract_file
+
+    wanted = np.asarray(rows, dtype=int)
+    table = prep.perturbed_features.get(speed)
+    if table is None:
+        table = np.full(prep.X.shape, np.nan, dtype=np.float32)
+        prep.perturbed_features[speed] = table
+    missing = wanted[np.isnan(table[wanted].reshape(len(wanted), -1)).all(axis=1)]
+    if len(missing):
+        paths = prep.index["path"].iloc[missing]
+        bar = tqdm(paths, unit="clip", desc=f"{prep.spec.kind} at speed {speed:g}", disable=not verbose)
+        table[missing] = np.stack([extract_file(path, prep.spec, speed=speed) for path in bar])
+    return table
+
+
+def speed_copy_rows(prep: PreparedData, rows, speed_copies=(), verbose=1) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the speed-perturbed copies of the clips at ``rows``, one block
+    per factor of ``speed_copies`` (empty arrays when there are none): the extra training
+    clips of an entry with ``speed_copies``. Explained in the chapter "Beyond the reports".
+    """
+    rows = np.asarray(rows, dtype=int)
+    if not len(speed_copies) or not len(rows):
+        return np.zeros((0, *prep.X.shape[1:]), dtype=np.float32), np.zeros(0, dtype=prep.y.dtype)
+    blocks = [prepared_speed_features(prep, float(f), rows, verbose)[rows] for f in speed_copies]
+    return np.concatenate(blocks), np.tile(prep.y[rows], len(blocks))
 
 
 def regression_rows(prep: PreparedData, rows, speed_copies=(), verbose=1) -> tuple[np.ndarray, np.ndarray]:
@@ -433,7 +474,9 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
 
     ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of the
     training actors to training (:func:`serlib.song.song_for_split`); validation and test stay
-    speech. An entry with ``functionals_fusion`` then fits a logistic regression on the
+    speech. An entry with ``speed_copies`` also trains the network on copies of the training
+    clips played at those speeds (:func:`speed_copy_rows`; ``run.info["speed_copies"]``). An
+    entry with ``functionals_fusion`` then fits a logistic regression on the
     :mod:`serlib.functionals` of the speech training clips (:mod:`serlib.fusion`) and scores the
     two fused as the entry says (:func:`serlib.fusion.fuse`; ``run.info["functionals_fusion"]``
     keeps the network's own score). An entry with ``ensemble=n`` trains n networks on the same
@@ -474,6 +517,12 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     if len(X_song):
         X_train = np.concatenate([X_train, X_song])
         y_train = np.concatenate([y_train, y_song])
+    copies = tuple(getattr(entry, "speed_copies", ()) or ())
+    X_speed, y_speed = speed_copy_rows(prep, split.train, copies, verbose)
+    if len(X_speed):
+        X_train = np.concatenate([X_train, X_speed])
+        y_train = np.concatenate([y_train, y_speed])
+    speed_info = {"factors": list(copies), "n_clips": int(len(X_speed))} if copies else None
     X_val, y_val = prep.X[split.val], prep.y[split.val]
     X_test, y_test = prep.X[split.test], prep.y[split.test]
 
@@ -542,6 +591,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "n_train": int(len(split.train)),
         "n_train_augmented": int(n_augmented),
         "song": song_info,
+        "speed_copies": speed_info,
         "functionals_fusion": fusion_info,
         "n_val": int(len(split.val)),
         "n_test": int(len(split.test)),

@@ -38,6 +38,16 @@ def test_a_variant_is_registered_with_its_settings_and_epochs(bench):
     assert [layer.rate for layer in model.layers if layer.name.startswith("dropout")] == [0.5, 0.5]
 
 
+def test_a_variant_can_change_the_networks_speed_copies(bench):
+    base = get_model("recommended")
+    with_copies = bench._variant(base, 80, {}, speed_copies=(0.9, 1.1))
+    assert with_copies.speed_copies == (0.9, 1.1) and with_copies.epochs == 80
+    assert with_copies.builder is base.builder and with_copies.functionals_fusion == base.functionals_fusion
+    without = bench._variant(base, None, {}, speed_copies=())
+    assert without.speed_copies == () and without.name != with_copies.name
+    assert get_model("recommended").speed_copies == base.speed_copies   # the real entry is untouched
+
+
 def test_unknown_settings_are_refused(bench):
     with pytest.raises(SystemExit, match="unknown setting"):
         bench._variant(get_model("recommended"), None, {"depth": 3})

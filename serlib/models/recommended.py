@@ -26,7 +26,10 @@ and not adopted (same folds and seeds): wider convolutions (256 channels), 128 m
 and mixup lowered UAR, and so did balanced class weights (the ``class_weight="balanced"``
 entry option; ``benchmarks/results/recommended_class_weight.json``). Two networks from
 different seeds, averaged (the ``ensemble`` entry option), were no better on the first
-folds, and two of 100 epochs overran the time budget. Every variant
+folds, and two of 100 epochs overran the time budget. Training the network on
+speed-perturbed copies of its clips as well (the ``speed_copies`` entry option) helped the
+network alone but not the fused model, whose regression already learns from such copies.
+Every variant
 measured is in ``benchmarks/results/recommended_tuning.json``; ``benchmarks/recommended.py
 --epochs N --set KEY=VALUE`` reproduces those that have a command there.
 

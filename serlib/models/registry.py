@@ -84,7 +84,7 @@ class ModelEntry:
     ("speech", "song" or "speech+song": which RAVDESS part the report trained on),
     ``input_text`` (a short description for tables), ``aliases``, and the training options
     described at each field below (``normalize``, ``lr_schedule``, ``class_weight``,
-    ``train_with_song``, ``functionals_fusion``, ``ensemble``).
+    ``train_with_song``, ``speed_copies``, ``functionals_fusion``, ``ensemble``).
     Explained in the chapter "The comparison".
     """
 
@@ -119,6 +119,10 @@ class ModelEntry:
     #: Also train on the RAVDESS song clips of the training actors when a song folder is
     #: found (:mod:`serlib.song`); validation, test and prediction stay speech.
     train_with_song: bool = False
+    #: Speed factors (e.g. ``(0.9, 1.1)``): also train the network on copies of every training
+    #: clip played that many times faster (:func:`serlib.augment.speed_perturb`: pitch,
+    #: formants and tempo together); validation, test and prediction use the clips as they are.
+    speed_copies: tuple = ()
     #: ``{"weight": w, "C": c}``: after training, fit a logistic regression on the
     #: :mod:`serlib.functionals` of the training clips and predict ``w * network +
     #: (1 - w) * regression`` (:mod:`serlib.fusion`); ``None``: the network alone.
@@ -146,6 +150,13 @@ class ModelEntry:
             bad(f"lr_schedule must be one of {', '.join(map(str, LR_SCHEDULES))}")
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
             bad("ensemble must be a whole number of networks, 1 or more")
+        try:
+            copies = tuple(float(f) for f in (self.speed_copies or ()))
+        except (TypeError, ValueError):
+            copies = None
+        if copies is None or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in copies):
+            bad("speed_copies must be a list of speed factors between 0.5 and 2 other than 1")
+        object.__setattr__(self, "speed_copies", copies)
         if self.class_weight not in (None, "balanced"):
             bad('class_weight must be None or "balanced"')
         if self.optimizer not in OPTIMIZERS:
