@@ -148,13 +148,31 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
                            _statistics(voiced_rows), _statistics(all_rows), scalars]).astype(np.float32)
 
 
-def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float = 1.0) -> np.ndarray:
+def speed_functionals(y: np.ndarray, sr: int = SR, speeds=(1.0,)) -> np.ndarray:
+    """:func:`utterance_functionals` of ``y`` played at each of ``speeds``, as ``(len(speeds), d)``.
+
+    Speed 1 is the clip as it is; others are :func:`serlib.augment.speed_perturb` copies.
+    A fused run that scores its regression at several speeds takes this per clip
+    (``speeds=run.functional_speeds``). Explained in the chapter "Beyond the reports".
+    """
+    from .augment import speed_perturb
+
+    if sr != SR:
+        import librosa
+
+        y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=int(sr), target_sr=SR)
+    return np.stack([utterance_functionals(y if f == 1 else speed_perturb(y, SR, f), SR) for f in speeds])
+
+
+def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float = 1.0, speeds=None) -> np.ndarray:
     """:func:`utterance_functionals` of every file in ``paths``, as an ``(n, d)`` array.
 
     Files are read with :func:`serlib.audio.load_audio` (any rate, stereo mixed down); an
     unreadable file raises its one-line :class:`~serlib.errors.AudioError`. ``speed`` other
     than 1 describes a speed-perturbed copy of each clip instead
-    (:func:`serlib.augment.speed_perturb`). Explained in the chapter "Beyond the reports".
+    (:func:`serlib.augment.speed_perturb`). ``speeds`` (e.g. ``run.functional_speeds``)
+    describes each clip at every one of those speeds and returns ``(n, len(speeds), d)``
+    (:func:`speed_functionals`). Explained in the chapter "Beyond the reports".
     """
     from joblib import Parallel, delayed
     from tqdm import tqdm
@@ -164,10 +182,17 @@ def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float =
 
     def one(path):
         y = load_audio(path, sr=SR)
+        if speeds is not None:
+            return speed_functionals(y, SR, speeds)
         return utterance_functionals(y if speed == 1 else speed_perturb(y, SR, speed), SR)
 
     paths = list(paths)
     desc = "functionals" if speed == 1 else f"functionals at speed {speed:g}"
+    if speeds is not None and tuple(speeds) != (1.0,):
+        desc = "functionals at speeds " + ", ".join(f"{f:g}" for f in speeds)
     bar = tqdm(paths, unit="clip", desc=desc, disable=not progress)
     rows = Parallel(n_jobs=n_jobs)(delayed(one)(p) for p in bar)
-    return np.vstack(rows) if rows else np.zeros((0, len(functional_names())), np.float32)
+    width = len(functional_names())
+    if speeds is not None:
+        return np.stack(rows) if rows else np.zeros((0, len(tuple(speeds)), width), np.float32)
+    return np.vstack(rows) if rows else np.zeros((0, width), np.float32)

@@ -21,8 +21,13 @@ sensible assumption for a recording of unknown origin. It has no setting to tune
 With ``"speed_copies": (0.9, 1.1)`` the regression also learns from the functionals of
 speed-perturbed copies of every training clip (:func:`serlib.augment.speed_perturb`:
 pitch, formants and tempo moved together, as if other speakers had said them), so it
-depends less on the voices of the training actors. Prediction is unchanged: each clip is
-described as it is. ``benchmarks/fusion.py`` measures the gain.
+depends less on the voices of the training actors. ``benchmarks/fusion.py`` measures the gain.
+
+With ``"score_speed_copies": True`` the regression also *scores* each clip at those speeds:
+it describes the clip as it is and played at each factor, and averages its log
+probabilities over the versions (:func:`speeds`, :func:`linear_log_proba` of an
+``(n, versions, d)`` array). Each clip is still classified on its own, from nothing but
+itself. ``benchmarks/results/recommended_tuning.json`` records what it adds.
 
 The regression is stored beside the Keras model in the run folder (``functionals.npz``) as
 plain arrays, so prediction needs NumPy only. Explained in the chapter "Beyond the reports".
@@ -34,7 +39,7 @@ import numpy as np
 from .errors import SerlibError
 
 FILE = "functionals.npz"
-KEYS = ("weight", "C", "uniform_prior", "pooling", "speed_copies")
+KEYS = ("weight", "C", "uniform_prior", "pooling", "speed_copies", "score_speed_copies")
 POOLINGS = ("arithmetic", "geometric")
 
 
@@ -51,27 +56,32 @@ def check_settings(settings) -> dict | None:
     uniform = settings.get("uniform_prior", False)
     pooling = settings.get("pooling", "arithmetic")
     copies = settings.get("speed_copies", ())
+    score = settings.get("score_speed_copies", False)
     try:
         copies = tuple(float(f) for f in copies)
     except (TypeError, ValueError):
         copies = None
     if (not 0.0 <= weight < 1.0 or C <= 0 or not isinstance(uniform, bool) or pooling not in POOLINGS
-            or copies is None or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in copies)):
+            or copies is None or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in copies)
+            or not isinstance(score, bool) or (score and not copies)):
         raise SerlibError(f"functionals_fusion {settings!r}: weight in [0, 1) (the network's share), C > 0, "
                           f"uniform_prior True or False, pooling one of {', '.join(POOLINGS)}, speed_copies "
-                          "a list of speed factors between 0.5 and 2 other than 1")
-    return {"weight": weight, "C": C, "uniform_prior": uniform, "pooling": pooling, "speed_copies": copies}
+                          "a list of speed factors between 0.5 and 2 other than 1, score_speed_copies True "
+                          "(only with speed_copies) or False")
+    return {"weight": weight, "C": C, "uniform_prior": uniform, "pooling": pooling, "speed_copies": copies,
+            "score_speed_copies": score}
 
 
 def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight: float,
-               uniform_prior: bool = False, pooling: str = "arithmetic", speed_copies=()) -> dict:
+               uniform_prior: bool = False, pooling: str = "arithmetic", speed_copies=(),
+               score_speed_copies: bool = False) -> dict:
     """Standardise ``F`` and fit a multinomial logistic regression; returns its arrays.
 
     Classes absent from ``y`` get probability 0. ``prior`` keeps each class's share of
     ``y`` for ``uniform_prior``; ``weight``, ``uniform_prior`` and ``pooling`` are kept for
     :func:`fuse`. ``speed_copies`` is only recorded: the caller stacks the copies' rows into
-    ``F`` and ``y`` (as :func:`serlib.training.fit_split` does). Explained in the chapter
-    "Beyond the reports".
+    ``F`` and ``y`` (as :func:`serlib.training.fit_split` does). ``score_speed_copies`` is
+    recorded for :func:`speeds`. Explained in the chapter "Beyond the reports".
     """
     if pooling not in POOLINGS:
         raise SerlibError(f"pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
@@ -91,15 +101,37 @@ def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight
     prior = np.bincount(np.asarray(y, dtype=int), minlength=n_classes) / max(len(y), 1)
     return {"mean": mean, "scale": scale, "coef": coef, "intercept": intercept,
             "weight": float(weight), "C": float(C), "prior": prior, "uniform_prior": bool(uniform_prior),
-            "pooling": pooling, "speed_copies": np.asarray(speed_copies, dtype=np.float64)}
+            "pooling": pooling, "speed_copies": np.asarray(speed_copies, dtype=np.float64),
+            "score_speed_copies": bool(score_speed_copies and len(speed_copies))}
+
+
+def speeds(params: dict | None) -> tuple:
+    """The speeds at which a clip is described for the regression ``params``: ``(1.0,)``, or
+    ``(1.0, *speed_copies)`` when it scores its speed copies too (``None``: no regression).
+
+    :func:`serlib.functionals.functionals` and :func:`serlib.functionals.speed_functionals`
+    take it as ``speeds=``. Explained in the chapter "Beyond the reports".
+    """
+    if params is None or not params.get("score_speed_copies"):
+        return (1.0,)
+    return (1.0, *(float(f) for f in params["speed_copies"]))
 
 
 def linear_log_proba(params: dict, F: np.ndarray) -> np.ndarray:
     """Log class probabilities of the stored regression for functionals ``F`` ``(n, d)``.
 
-    Classes absent from training get ``-inf``. Explained in the chapter "Beyond the reports".
+    ``F`` of shape ``(n, versions, d)`` (a clip described at several :func:`speeds`) gets
+    the average of each version's log probabilities, renormalised. Classes absent from
+    training get ``-inf``. Explained in the chapter "Beyond the reports".
     """
-    F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+    F = np.asarray(F, dtype=np.float64)
+    if F.ndim == 3:
+        with np.errstate(invalid="ignore"):
+            mean = np.mean([linear_log_proba(params, F[:, k]) for k in range(F.shape[1])], axis=0)
+        mean = np.where(np.isnan(mean), -np.inf, mean)
+        top = mean.max(axis=1, keepdims=True)
+        return mean - top - np.log(np.exp(mean - top).sum(axis=1, keepdims=True))
+    F = np.atleast_2d(F)
     if F.shape[1] != len(params["mean"]):
         raise SerlibError(f"functionals have {F.shape[1]} values per clip, the run's regression expects "
                           f"{len(params['mean'])}; retrain the run with this serlib version")
@@ -124,6 +156,12 @@ def fuse(params: dict, network: np.ndarray, F: np.ndarray) -> np.ndarray:
     training prior and renormalised (a class absent from training keeps probability 0).
     Explained in the chapter "Beyond the reports".
     """
+    wanted = len(speeds(params))
+    shape = np.shape(F)
+    if wanted > 1 and (len(shape) != 3 or shape[1] != wanted):
+        raise SerlibError(f"this regression scores each clip at speeds {', '.join(f'{v:g}' for v in speeds(params))}: "
+                          f"pass functionals of shape (clips, {wanted}, values), e.g. "
+                          "serlib.functionals.functionals(paths, speeds=run.functional_speeds)")
     w = float(params["weight"])
     network = np.asarray(network, dtype=np.float64)
     if params.get("pooling", "arithmetic") == "geometric":
@@ -181,6 +219,7 @@ def load(path) -> dict:
     params["uniform_prior"] = bool(params.get("uniform_prior", False))   # runs saved before it existed: off
     params["pooling"] = str(params.get("pooling", "arithmetic"))          # likewise
     params["speed_copies"] = np.asarray(params.get("speed_copies", ()), dtype=np.float64)   # likewise: none
+    params["score_speed_copies"] = bool(params.get("score_speed_copies", False))             # likewise: off
     if params["pooling"] not in POOLINGS:
         raise SerlibError(f"{path}: unknown pooling {params['pooling']!r}; the run folder is damaged, retrain it")
     if params["uniform_prior"] and "prior" not in params:

@@ -83,14 +83,14 @@ def _file_inputs(run: Run, path: str) -> tuple[np.ndarray, np.ndarray | None]:
     """
     from .audio import load_audio
     from .features import extract_file, extract_recording
-    from .functionals import SR, utterance_functionals
+    from .functionals import SR, speed_functionals
 
     if run.fusion is None:
         return extract_file(path, run.spec), None
     if run.spec.sr == SR:
         y = load_audio(path, sr=SR)
-        return extract_recording(y, run.spec, path), utterance_functionals(y, SR)
-    return extract_file(path, run.spec), utterance_functionals(load_audio(path, sr=SR), SR)
+        return extract_recording(y, run.spec, path), speed_functionals(y, SR, run.functional_speeds)
+    return extract_file(path, run.spec), speed_functionals(load_audio(path, sr=SR), SR, run.functional_speeds)
 
 
 def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
@@ -202,9 +202,9 @@ def predict_waveform(run, y, sr: int) -> dict:
     features = np.asarray(extract(prepare_waveform(y, sr, run.spec), run.spec), dtype=np.float32)
     F = None
     if run.fusion is not None:
-        from .functionals import utterance_functionals
+        from .functionals import speed_functionals
 
-        F = utterance_functionals(*_mono(y, sr))[None, :]
+        F = speed_functionals(*_mono(y, sr), run.functional_speeds)[None]
     proba = _proba(run, features[None, ...], F=F)[0]
     result = _result(run, "", proba)
     result.pop("path")

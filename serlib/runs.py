@@ -67,11 +67,21 @@ class Run:
         """Apply the run's training-set normalisation to a batch of features."""
         return apply_normalization(features, self.normalization)
 
+    @property
+    def functional_speeds(self) -> tuple:
+        """The speeds at which :meth:`predict_proba` wants each clip's functionals described:
+        ``(1.0,)``, or ``(1.0, 0.9, 1.1)`` for a regression that scores speed copies too
+        (:func:`serlib.fusion.speeds`). Explained in the chapter "Beyond the reports"."""
+        from .fusion import speeds
+
+        return speeds(self.fusion)
+
     def predict_proba(self, features: np.ndarray, batch_size: int = 64, *, functionals=None) -> np.ndarray:
         """Class probabilities ``(n, n_labels)`` for a batch of extracted features.
 
         A run that fuses its network with a regression on clip functionals (``fusion``)
-        also needs ``functionals``: :func:`serlib.functionals.functionals` of the same clips.
+        also needs ``functionals``: :func:`serlib.functionals.functionals` of the same clips,
+        with ``speeds=self.functional_speeds`` when the regression scores speed copies.
         """
         from .training import probabilities
 
@@ -80,7 +90,8 @@ class Run:
             return proba
         if functionals is None:
             raise SerlibError("this run fuses its network with a regression on clip functionals: pass "
-                              "functionals=serlib.functionals.functionals(paths) of the same clips")
+                              "functionals=serlib.functionals.functionals(paths, speeds=run.functional_speeds) "
+                              "of the same clips")
         from .fusion import fuse
 
         return fuse(self.fusion, proba, functionals)

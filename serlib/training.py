@@ -103,10 +103,10 @@ def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows
     """The utterance functionals of every clip of ``prep`` (computed once, then kept on it).
 
     With ``speed`` other than 1, those of each clip's speed-perturbed copy
-    (:func:`serlib.augment.speed_perturb`), for the regression's training rows; ``rows``
-    limits that work to the clips at those positions (the others stay NaN until asked for),
-    so a single run never perturbs its test clips. Explained in the chapter "Beyond the
-    reports".
+    (:func:`serlib.augment.speed_perturb`), for the regression's training rows (and its test
+    rows when it scores speed copies, :func:`serlib.fusion.speeds`); ``rows`` limits that
+    work to the clips at those positions (the others stay NaN until asked for), so a single
+    run perturbs only the clips it needs. Explained in the chapter "Beyond the reports".
     """
     from .functionals import functionals
 
@@ -558,13 +558,16 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     fusion, fusion_info = None, None
     settings = getattr(entry, "functionals_fusion", None)
     if settings:  # a regression on the training clips' functionals, fused with the network
-        from .fusion import fit_linear, fuse
+        from .fusion import fit_linear, fuse, speeds
 
         F = prepared_functionals(prep, verbose)
         F_fit, y_fit = regression_rows(prep, split.train, settings.get("speed_copies", ()), verbose)
         fusion = fit_linear(F_fit, y_fit, len(prep.labels), **settings)
         alone = classification_report(y_test, proba, prep.labels)
-        proba = fuse(fusion, proba, F[split.test])
+        F_test = F[split.test] if len(speeds(fusion)) == 1 else np.stack(
+            [prepared_functionals(prep, verbose, speed=f, rows=split.test) if f != 1 else F
+             for f in speeds(fusion)], axis=1)[split.test]   # each test clip at the speeds it is scored at
+        proba = fuse(fusion, proba, F_test)
         fusion_info = {**settings, "n_functionals": int(F.shape[1]), "n_train": int(len(split.train)),
                        "n_regression_rows": int(len(y_fit)),
                        "network_alone": {"uar": alone["uar"], "accuracy": alone["accuracy"]}}
@@ -1012,7 +1015,7 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
     if run.fusion is not None:
         from .functionals import functionals
 
-        F = functionals(df["path"], progress=bool(verbose))
+        F = functionals(df["path"], progress=bool(verbose), speeds=run.functional_speeds)
     proba = run.predict_proba(X, functionals=F)
     from .metrics import classification_report
 

@@ -120,7 +120,8 @@ def test_two_classes_use_the_single_row_scikit_learn_keeps():
 
 @pytest.mark.parametrize("bad", [{"weight": 1.0}, {"weight": -0.1}, {"C": 0}, {"alpha": 1}, "0.5",
                                  {"uniform_prior": "yes"}, {"pooling": "median"}, {"speed_copies": (1.0,)},
-                                 {"speed_copies": (3.0,)}, {"speed_copies": "fast"}])
+                                 {"speed_copies": (3.0,)}, {"speed_copies": "fast"},
+                                 {"score_speed_copies": True}, {"speed_copies": (0.9,), "score_speed_copies": "yes"}])
 def test_bad_settings_are_refused_when_registering(bad):
     with pytest.raises(SerlibError, match="functionals_fusion"):
         register_variant(BASE, "test_bad_fusion", functionals_fusion=bad)
@@ -141,6 +142,48 @@ def test_speed_copies_add_rows_to_the_regression_only_for_the_given_clips():
     np.testing.assert_array_equal(labels, [0, 2])
     settings = fusion.check_settings({"speed_copies": [0.9, "1.1"]})
     assert settings["speed_copies"] == (0.9, 1.1) and fusion.check_settings({})["speed_copies"] == ()
+
+
+def test_a_clip_heard_at_several_speeds_gets_the_renormalised_mean_of_its_log_probabilities(tmp_path):
+    rng = np.random.default_rng(0)
+    F, y = rng.normal(size=(60, 4)), np.arange(60) % 3
+    plain = fusion.fit_linear(F, y, 3, C=1.0, weight=0.5, uniform_prior=True, pooling="geometric",
+                              speed_copies=(0.9, 1.1))
+    scored = fusion.fit_linear(F, y, 3, C=1.0, weight=0.5, uniform_prior=True, pooling="geometric",
+                               speed_copies=(0.9, 1.1), score_speed_copies=True)
+    assert fusion.speeds(plain) == (1.0,) and fusion.speeds(scored) == (1.0, 0.9, 1.1) and fusion.speeds(None) == (1.0,)
+    versions = rng.normal(size=(5, 3, 4))
+    each = np.mean([fusion.linear_log_proba(plain, versions[:, k]) for k in range(3)], axis=0)
+    expected = each - np.log(np.exp(each).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(fusion.linear_log_proba(scored, versions), expected, atol=1e-12)
+    np.testing.assert_allclose(np.exp(expected).sum(axis=1), 1.0)
+    np.testing.assert_allclose(fusion.linear_log_proba(plain, versions[:, :1]), fusion.linear_log_proba(plain, versions[:, 0]),
+                               atol=1e-12)   # one version is the clip as it is
+    network = rng.dirichlet(np.ones(3), size=5)
+    fused = fusion.fuse(scored, network, versions)
+    assert not np.allclose(fused, fusion.fuse(plain, network, versions[:, 0]), atol=1e-4)
+    with pytest.raises(SerlibError, match="speeds 1, 0.9, 1.1"):      # only the clip as it is: refused
+        fusion.fuse(scored, network, versions[:, 0])
+    fusion.save(scored, tmp_path / "f.npz")
+    assert fusion.speeds(fusion.load(tmp_path / "f.npz")) == (1.0, 0.9, 1.1)
+    old = {k: v for k, v in scored.items() if k != "score_speed_copies"}   # saved before the option existed
+    fusion.save(old, tmp_path / "old.npz")
+    assert fusion.speeds(fusion.load(tmp_path / "old.npz")) == (1.0,)
+
+
+def test_functionals_at_several_speeds_stack_the_clip_as_it_is_first(standin_dir):
+    from serlib.audio import load_audio
+    from serlib.functionals import SR, speed_functionals, utterance_functionals
+
+    clips = sorted(standin_dir.rglob("*.wav"))[:2]
+    stacked = functionals(clips, progress=False, speeds=(1.0, 0.9, 1.1))
+    assert stacked.shape == (2, 3, functionals(clips[:1], progress=False).shape[1])
+    np.testing.assert_allclose(stacked[:, 0], functionals(clips, progress=False), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stacked[:, 2], functionals(clips, progress=False, speed=1.1), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(stacked[:, 1], stacked[:, 2])
+    y = load_audio(clips[0], sr=SR)
+    np.testing.assert_allclose(speed_functionals(y, SR, (1.0,))[0], utterance_functionals(y, SR), rtol=1e-6)
+    assert functionals([], progress=False, speeds=(1.0, 0.9)).shape[:2] == (0, 2)
 
 
 def test_wrong_width_is_a_one_line_error():

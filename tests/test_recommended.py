@@ -16,6 +16,7 @@ keras = pytest.importorskip("keras")
 
 from serlib.models import build_model, describe_models, get_model, make_optimizer  # noqa: E402
 from serlib.models import recommended as rec  # noqa: E402
+from serlib.errors import SerlibError  # noqa: E402
 
 NAME = "serlib_logmel_cnn_attn"
 
@@ -146,7 +147,14 @@ def test_trains_on_the_standin_corpus_and_reloads_with_identical_predictions(tra
     reloaded = load_run(trained.dir)
     X = np.random.default_rng(0).normal(-20, 10, size=(5, 256, 64)).astype("float32")
     np.testing.assert_allclose(probabilities(reloaded.model, X), probabilities(trained.model, X), atol=1e-6)
-    types = {type(layer).__name__ for layer in reloaded.model.layers}
+    def layer_types(model):   # the recommended model averages two networks (ensemble=2): look inside them
+        found = set()
+        for layer in model.layers:
+            found |= {type(layer).__name__} | (layer_types(layer) if hasattr(layer, "layers") else set())
+        return found
+
+    assert get_model("recommended").ensemble == 2 and len(trained.info["ensemble"]) == 2
+    types = layer_types(reloaded.model)
     assert {"UtteranceNorm", "SpeakerPerturbation", "SpecAugment", "AttentiveStatsPooling",
             "SmoothedSoftmax"} <= types
 
@@ -169,7 +177,8 @@ def test_the_run_carries_its_functionals_regression(trained, standin_dir):
     from serlib.training import probabilities
 
     assert get_model("recommended").functionals_fusion == {"weight": 0.5, "C": 0.01, "uniform_prior": True,
-                                                        "pooling": "geometric", "speed_copies": (0.9, 1.1)}
+                                                        "pooling": "geometric", "speed_copies": (0.9, 1.1),
+                                                        "score_speed_copies": True}
     assert trained.info["functionals_fusion"]["n_regression_rows"] == 3 * trained.info["n_train"]
     assert (trained.dir / "functionals.npz").is_file()
     assert trained.info["functionals_fusion"]["network_alone"]["uar"] >= 0
@@ -177,8 +186,19 @@ def test_the_run_carries_its_functionals_regression(trained, standin_dir):
     clips = sorted(Path(standin_dir).rglob("*.wav"))[:2]
     X = np.stack([extract_file(c, run.spec) for c in clips])
     network = probabilities(run.model, X)
-    fused = run.predict_proba(X, functionals=functionals(clips, progress=False))
+    assert run.functional_speeds == (1.0, 0.9, 1.1)
+    F = functionals(clips, progress=False, speeds=run.functional_speeds)
+    assert F.shape[:2] == (2, 3)
+    fused = run.predict_proba(X, functionals=F)
     assert not np.allclose(network, fused, atol=1e-4)
+    with pytest.raises(SerlibError, match="speeds"):     # the clip as it is only: a one-line error, not a guess
+        run.predict_proba(X, functionals=F[:, 0])
+    from serlib.fusion import geometric_pool, linear_log_proba, uniform_prior
+
+    each = np.mean([linear_log_proba(run.fusion, F[:, k]) for k in range(3)], axis=0)   # averaged over speeds
+    by_hand = uniform_prior(geometric_pool(network, each - np.log(np.exp(each).sum(1, keepdims=True)), 0.5),
+                            run.fusion["prior"])
+    np.testing.assert_allclose(fused, by_hand, atol=1e-5)
     from serlib import audio
 
     reads = []
@@ -188,3 +208,20 @@ def test_the_run_carries_its_functionals_regression(trained, standin_dir):
         predicted = [[r["probabilities"][k] for k in run.labels] for r in predict_paths(run, clips)]
     np.testing.assert_allclose(predicted, fused, atol=1e-4)
     assert len(reads) == len(clips)          # each file decoded once, for both the features and the functionals
+
+
+def test_evaluate_and_a_waveform_use_the_three_speeds_too(trained, standin_dir):
+    """evaluate_run and predict_waveform describe each clip at the run's speeds, like predict_paths."""
+    import soundfile as sf
+
+    from serlib.predict import predict_paths, predict_waveform
+    from serlib.training import evaluate_run
+
+    report = evaluate_run(trained.dir, standin_dir)
+    assert report["n"] > 0 and 0 <= report["uar"] <= 1
+    clip = sorted(Path(standin_dir).rglob("*.wav"))[0]
+    y, sr = sf.read(clip, dtype="float32")   # as recorded: the same samples predict_paths decodes
+    from_wave = predict_waveform(trained, y, sr)["probabilities"]
+    (from_file,) = predict_paths(trained, [clip])
+    for label in trained.labels:
+        assert from_wave[label] == pytest.approx(from_file["probabilities"][label], abs=1e-4)
