@@ -29,7 +29,7 @@ speed-perturbed copies of its clips as well (the ``speed_copies`` entry option) 
 network alone but not the fused model, whose regression already learns from such copies.
 
 Two networks of 120 epochs, from seeds 100 apart, are trained and their probabilities
-averaged (``ensemble=2``): on one fold the same settings scored 0.54 from one seed and
+averaged (``ensemble=2``): on one fold the same network scored UAR 0.54 from one seed and
 0.63 from the next, and the average of two is steadier than either. Two networks of 70 or
 100 epochs had been no better on the first folds; two of 120 fit the time budget on this
 machine. Every variant
