@@ -29,8 +29,8 @@ Usage::
 A model with ``functionals_fusion`` (the recommended one) also gets its clip functionals
 (:mod:`serlib.functionals`, and those of the speed-perturbed copies its regression learns
 from) in the timed feature step, and each fold records the network's
-own UAR beside the fused one (``network_alone``). A model with ``speed_copies`` (the
-recommended one) gets the features of its network's speed-perturbed training copies in the
+own UAR beside the fused one (``network_alone``). A model with ``speed_copies`` (not the
+recommended one by default; ``--speed-copies``) gets the features of its network's speed-perturbed training copies in the
 timed feature step too (``serlib.training.prepared_speed_features``), for every clip, since
 each clip is a training clip in four of the five folds.
 
