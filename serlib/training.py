@@ -564,9 +564,9 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         F_fit, y_fit = regression_rows(prep, split.train, settings.get("speed_copies", ()), verbose)
         fusion = fit_linear(F_fit, y_fit, len(prep.labels), **settings)
         alone = classification_report(y_test, proba, prep.labels)
-        F_test = F[split.test] if len(speeds(fusion)) == 1 else np.stack(
-            [prepared_functionals(prep, verbose, speed=f, rows=split.test) if f != 1 else F
-             for f in speeds(fusion)], axis=1)[split.test]   # each test clip at the speeds it is scored at
+        F_test = F[split.test] if len(speeds(fusion)) == 1 else np.stack(   # each test clip at its scored speeds
+            [(prepared_functionals(prep, verbose, speed=f, rows=split.test) if f != 1 else F)[split.test]
+             for f in speeds(fusion)], axis=1)
         proba = fuse(fusion, proba, F_test)
         fusion_info = {**settings, "n_functionals": int(F.shape[1]), "n_train": int(len(split.train)),
                        "n_regression_rows": int(len(y_fit)),
