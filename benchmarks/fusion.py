@@ -128,7 +128,8 @@ def main(argv=None) -> int:
     tables = {"librosa": prepared_functionals(prep)}          # kept on prep: the fused model reuses them
     extraction = {"librosa": round(time.perf_counter() - wall, 1)}
     # the same minus serlib.voice_quality's block: what the voice-quality descriptors add
-    tables["librosa_spectral"] = tables["librosa"][:, functional_blocks()["spectral and pitch"]]
+    voice = functional_blocks()["voice quality"]
+    tables["librosa_spectral"] = np.delete(tables["librosa"], np.arange(voice.start, voice.stop), axis=1)
     extraction["librosa_spectral"] = extraction["librosa"]
     if args.opensmile:
         wall = time.perf_counter()

@@ -282,6 +282,8 @@ def main(argv=None) -> int:
     print(f"features + slowest training: {summary['features_plus_training_seconds']:.0f} s "
           f"(budget {BUDGET_SECONDS:.0f} s: {'within' if summary['within_budget'] else 'OVER'})")
 
+    from serlib.functionals import functional_names
+
     payload = {
         "model": entry.name, "aliases": list(entry.aliases),
         "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides, "ensemble": args.ensemble,
@@ -292,6 +294,8 @@ def main(argv=None) -> int:
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,
                      "functionals_fusion": entry.functionals_fusion, "ensemble": entry.ensemble,
                      "speed_copies": list(entry.speed_copies),
+                     # the regression's input changes with serlib.functionals (e.g. its contour block)
+                     "n_functionals": len(functional_names()) if entry.functionals_fusion else None,
                      "quick": bool(args.quick), "seed": args.seed, "folds": list(wanted)},
         "data": {k: prep.data.get(k) for k in ("path", "source", "synthetic", "n_clips", "n_actors")},
         "song": None if song is None else {"path": song.data.get("path"), "n_clips": n_song,

@@ -17,7 +17,9 @@ librosa only, so it carries no licence beyond serlib's own:
 * the same statistics of the voice-quality descriptors of :mod:`serlib.voice_quality`
   (harmonics-to-noise ratio, formants, harmonic level differences over voiced frames; alpha
   ratio, Hammarberg index, spectral slopes, flux and loudness over every frame) and its
-  clip measures (jitter, shimmer, timing).
+  clip measures (jitter, shimmer, timing);
+* the prosodic contour of :mod:`serlib.contour`: pitch, energy, pauses and timbre in each
+  of eight equal stretches of the clip, which the statistics above, blind to order, miss.
 
 :func:`functionals` extracts the vectors for many files with a progress bar;
 :func:`functional_names` names every column. ``benchmarks/fusion.py`` measures what a
@@ -49,6 +51,7 @@ def functional_names() -> list[str]:
 
     Explained in the chapter "Beyond the reports".
     """
+    from .contour import contour_names
     from .voice_quality import ALL_ROWS, SCALARS, VOICED_ROWS
 
     names = []
@@ -59,20 +62,22 @@ def functional_names() -> list[str]:
     for rows in (VOICED_ROWS, ALL_ROWS):
         for delta in ("", "d_"):
             names += [f"{delta}{row}_{stat}" for stat in STATISTICS for row in rows]
-    return names + list(SCALARS)
+    return names + list(SCALARS) + contour_names()
 
 
 def functional_blocks() -> dict[str, slice]:
-    """The two blocks of :func:`functional_names`: spectral and pitch, then voice quality.
+    """The three blocks of :func:`functional_names`: spectral and pitch, voice quality, contour.
 
-    ``benchmarks/fusion.py`` uses them to measure what the voice-quality block adds.
+    ``benchmarks/fusion.py`` drops the voice-quality block to measure what it adds.
     Explained in the chapter "Beyond the reports".
     """
+    from .contour import contour_names
     from .voice_quality import ALL_ROWS, SCALARS, VOICED_ROWS
 
     spectral = 2 * len(STATISTICS) * (len(_descriptor_names()) + 1) + 2
     voice = 2 * len(STATISTICS) * (len(VOICED_ROWS) + len(ALL_ROWS)) + len(SCALARS)
-    return {"spectral and pitch": slice(0, spectral), "voice quality": slice(spectral, spectral + voice)}
+    return {"spectral and pitch": slice(0, spectral), "voice quality": slice(spectral, spectral + voice),
+            "contour": slice(spectral + voice, spectral + voice + len(contour_names()))}
 
 
 def _statistics(frames: np.ndarray) -> np.ndarray:
@@ -110,6 +115,7 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """
     import librosa
 
+    from .contour import contour
     from .voice_quality import voice_quality
 
     y = np.asarray(y, dtype=np.float32)
@@ -143,9 +149,10 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     loud = np.pad(loud, (0, len(f0) - len(loud)))
     log_f0 = np.log(f0[loud] if loud.sum() >= 2 else f0)
     voiced_rows, all_rows, scalars = voice_quality(y, f0, magnitude, mel_power, loud)
+    shape = contour(np.log(f0), np.log(rms[0] + 1e-6), loud, mfcc)
     return np.concatenate([_statistics(frames), _statistics(log_f0[None]),
                            [len(y) / SR, float(loud.mean())],
-                           _statistics(voiced_rows), _statistics(all_rows), scalars]).astype(np.float32)
+                           _statistics(voiced_rows), _statistics(all_rows), scalars, shape]).astype(np.float32)
 
 
 def speed_functionals(y: np.ndarray, sr: int = SR, speeds=(1.0,)) -> np.ndarray:

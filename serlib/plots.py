@@ -383,5 +383,56 @@ def plot_class_balance(df, by: str = "emotion", hue: str | None = None, *, split
     return ax
 
 
+#: How :func:`plot_contours` shows each contour row: label and scale from natural log.
+_CONTOUR_ROWS = {"log_f0": ("Pitch (semitones from the clip's median)", 12 / np.log(2)),
+                 "log_rms": ("Energy (dB below the clip's peak)", 20 / np.log(10)),
+                 "loud_share": ("Share of loud frames", 1.0)}
+
+
+def plot_contours(F, labels, *, rows: Sequence[str] = ("log_f0", "log_rms"), classes=None, ax=None,
+                  title: str | None = None):
+    """Mean prosodic contour of each class: one panel per contour row, one line per class.
+
+    ``F`` holds :func:`serlib.functionals.functionals` vectors (or :func:`serlib.contour.contour`
+    vectors) and ``labels`` the class of each row; the x axis is the stretch of the clip
+    (:data:`serlib.contour.N_SEGMENTS` of them, start to end). Pitch is shown in semitones
+    and energy in dB. Explained in the chapter "Beyond the reports".
+    """
+    from .contour import N_SEGMENTS, contour_names
+    from .datasets.ravdess import EMOTIONS
+    from .functionals import functional_names
+
+    F = np.atleast_2d(np.asarray(F, dtype=np.float64))
+    labels = np.asarray(labels).astype(str)
+    names = {len(contour_names()): contour_names(), len(functional_names()): functional_names()}.get(F.shape[1])
+    if names is None or len(labels) != len(F):
+        raise SerlibError(f"plot_contours: pass functionals or contour vectors ({len(functional_names())} or "
+                          f"{len(contour_names())} numbers per clip, not {F.shape[1]}) and one label per clip "
+                          f"({len(F)} clips, {len(labels)} labels)")
+    unknown = [r for r in rows if r not in _CONTOUR_ROWS]
+    if unknown:
+        raise SerlibError(f"plot_contours: unknown rows {unknown}; choose from {', '.join(_CONTOUR_ROWS)}")
+    present = list(dict.fromkeys(labels.tolist()))
+    if classes is None:
+        classes = [e for e in EMOTIONS if e in present] + [c for c in present if c not in EMOTIONS]
+    axes = _new_axes(ax, ncols=len(rows), figsize=(4.2 * len(rows), 3.2))
+    axes = axes if isinstance(axes, list) else [axes]
+    x = np.arange(1, N_SEGMENTS + 1)
+    for axis, row in zip(axes, rows):
+        label, scale = _CONTOUR_ROWS[row]
+        columns = [names.index(f"contour{s}_{row}") for s in range(N_SEGMENTS)]
+        for c in classes:
+            chosen = labels == str(c)
+            if chosen.any():
+                axis.plot(x, scale * F[chosen][:, columns].mean(axis=0), marker="o", ms=3, label=str(c))
+        axis.set_xticks(x)
+        axis.set_xlabel("Stretch of the clip (start to end)")
+        axis.set_ylabel(label)
+    axes[-1].legend(fontsize=7, ncol=2)
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes if len(axes) > 1 else axes[0]
+
+
 __all__ = ["plot_waveform", "plot_spectrogram", "plot_confusion", "plot_history", "plot_comparison",
-           "plot_class_balance", "save_figure", "to_png", "SPECTROGRAM_KINDS"]
+           "plot_class_balance", "plot_contours", "save_figure", "to_png", "SPECTROGRAM_KINDS"]

@@ -333,7 +333,9 @@ def build_recommended(input_shape, n_classes, **overrides):
         "Late fusion: after the network is trained, a logistic regression (C 0.01) is fitted on "
         "serlib.functionals of the same training clips (pitch, energy, MFCC, log-mel, "
         "spectral and voice-quality statistics over the clip: harmonics-to-noise ratio, "
-        "formants, jitter, shimmer; serlib.voice_quality), and every prediction pools "
+        "formants, jitter, shimmer; serlib.voice_quality; then the prosodic contour of "
+        "serlib.contour, pitch, energy, pauses and timbre in each of eight stretches of the "
+        "clip, which order-blind statistics miss), and every prediction pools "
         "the two with equal weights (serlib.fusion). The weight was fixed before any test "
         "fold was scored; benchmarks/fusion.py measured the gain on the same folds and seeds.",
         "Geometric pooling (pooling in functionals_fusion): the two probability vectors are "
@@ -361,8 +363,8 @@ def build_recommended(input_shape, n_classes, **overrides):
         "averaged before the fusion, because one network's score on a fold moves by several "
         "points from one seed to the next.",
         "Its UAR on unseen actors (actor-wise 5-fold CV) is in "
-        "benchmarks/results/recommended.json and in the chapter 'Beyond the reports': 0.702 "
-        "on the folds its settings were tuned on, but 0.673 when the whole cross-validation is "
+        "benchmarks/results/recommended.json and in the chapter 'Beyond the reports': 0.707 "
+        "on the folds its settings were tuned on, but 0.674 when the whole cross-validation is "
         "repeated on another division of the actors with other seeds "
         "(benchmarks/results/recommended_seed1.json), so it does not yet reliably reach the "
         "0.70 target serlib set for it.",
