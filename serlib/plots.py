@@ -384,8 +384,8 @@ def plot_class_balance(df, by: str = "emotion", hue: str | None = None, *, split
 
 
 #: How :func:`plot_contours` shows each contour row: label and scale from natural log.
-_CONTOUR_ROWS = {"log_f0": ("Pitch (semitones from the clip's median)", 12 / np.log(2)),
-                 "log_rms": ("Energy (dB below the clip's peak)", 20 / np.log(10)),
+_CONTOUR_ROWS = {"log_f0": ("Pitch relative to the clip's median (semitones)", 12 / np.log(2)),
+                 "log_rms": ("Energy relative to the clip's peak (dB)", 20 / np.log(10)),
                  "loud_share": ("Share of loud frames", 1.0)}
 
 
