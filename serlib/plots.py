@@ -1,5 +1,5 @@
 """The figures the chapters share: waveforms, spectrograms, confusion matrices,
-training curves, model comparisons and class balance.
+training curves, model comparisons, class balance and prosodic contours.
 
 Every function draws on the ``ax`` it is given, or on a new figure when ``ax`` is
 ``None``, and returns the Axes it drew on (a list of Axes for :func:`plot_history`); the
