@@ -10,6 +10,7 @@ export SERLIB_QUICK
 
 install:
 	$(PIP) install -q -r requirements.txt
+	$(PYTHON) -m serlib download --encoder >/dev/null
 
 book: install
 	$(PYTHON) -m serlib.book_build

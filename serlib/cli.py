@@ -58,6 +58,13 @@ def _cmd_index(args) -> int:
 def _cmd_download(args) -> int:
     from .datasets.download import RAVDESS_MD5, RAVDESS_URL, download_ravdess
 
+    if args.encoder:
+        from .voice_encoder import load_encoder, weights_path
+
+        path = weights_path()
+        load_encoder(path)          # proves the file reads before saying so
+        print(path)
+        return 0
     md5 = args.md5 or (RAVDESS_MD5 if args.url is None else None)
     if args.url is not None and md5 is None:
         print("serlib download: no --md5 given for --url; the archive's checksum will not be verified",
@@ -165,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", help="download from this mirror instead of Zenodo")
     s.add_argument("--md5", help="expected MD5 of the archive at --url (default: the Zenodo checksum)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--encoder", action="store_true",
+                   help="fetch the pretrained voice encoder's weights instead (resemblyzer 0.1.4 from PyPI, "
+                        "15.7 MB, once; serlib.voice_encoder)")
     s.set_defaults(func=_cmd_download)
 
     s = sub.add_parser("train", help="train a registered model (see `serlib models`)")

@@ -19,7 +19,10 @@ librosa only, so it carries no licence beyond serlib's own:
   ratio, Hammarberg index, spectral slopes, flux and loudness over every frame) and its
   clip measures (jitter, shimmer, timing);
 * the prosodic contour of :mod:`serlib.contour`: pitch, energy, pauses and timbre in each
-  of eight equal stretches of the clip, which the statistics above, blind to order, miss.
+  of eight equal stretches of the clip, which the statistics above, blind to order, miss;
+* the mean and spread of each hidden layer of a pretrained voice encoder
+  (:mod:`serlib.voice_encoder`, an LSTM trained to tell thousands of other speakers
+  apart), the only part not computed from first principles.
 
 :func:`functionals` extracts the vectors for many files with a progress bar;
 :func:`functional_names` names every column. ``benchmarks/fusion.py`` measures what a
@@ -37,6 +40,7 @@ TOP_DB = 35.0
 N_MFCC = 20
 N_MELS = 40
 N_CONTRAST = 5          # bands; librosa returns one more (the valley of the top band)
+CHUNK = 32              # clips whose voice-encoder windows run as one batch
 STATISTICS = ("mean", "std", "p01", "p25", "p50", "p75", "p99", "range", "skew", "kurtosis")
 
 
@@ -52,6 +56,7 @@ def functional_names() -> list[str]:
     Explained in the chapter "Beyond the reports".
     """
     from .contour import contour_names
+    from .voice_encoder import encoder_names
     from .voice_quality import ALL_ROWS, SCALARS, VOICED_ROWS
 
     names = []
@@ -62,11 +67,12 @@ def functional_names() -> list[str]:
     for rows in (VOICED_ROWS, ALL_ROWS):
         for delta in ("", "d_"):
             names += [f"{delta}{row}_{stat}" for stat in STATISTICS for row in rows]
-    return names + list(SCALARS) + contour_names()
+    return names + list(SCALARS) + contour_names() + encoder_names()
 
 
 def functional_blocks() -> dict[str, slice]:
-    """The three blocks of :func:`functional_names`: spectral and pitch, voice quality, contour.
+    """The four blocks of :func:`functional_names`: spectral and pitch, voice quality,
+    contour, voice encoder.
 
     ``benchmarks/fusion.py`` drops the voice-quality block to measure what it adds.
     Explained in the chapter "Beyond the reports".
@@ -76,8 +82,11 @@ def functional_blocks() -> dict[str, slice]:
 
     spectral = 2 * len(STATISTICS) * (len(_descriptor_names()) + 1) + 2
     voice = 2 * len(STATISTICS) * (len(VOICED_ROWS) + len(ALL_ROWS)) + len(SCALARS)
+    from .voice_encoder import encoder_names
+
+    shape = spectral + voice + len(contour_names())
     return {"spectral and pitch": slice(0, spectral), "voice quality": slice(spectral, spectral + voice),
-            "contour": slice(spectral + voice, spectral + voice + len(contour_names()))}
+            "contour": slice(spectral + voice, shape), "voice encoder": slice(shape, shape + len(encoder_names()))}
 
 
 def _statistics(frames: np.ndarray) -> np.ndarray:
@@ -113,10 +122,24 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     ``y`` is resampled to 16 kHz when ``sr`` differs and trimmed of leading and trailing
     silence. Explained in the chapter "Beyond the reports".
     """
-    import librosa
+    return many_functionals([y], sr)[0]
 
-    from .contour import contour
-    from .voice_quality import voice_quality
+
+def many_functionals(signals, sr: int = SR) -> np.ndarray:
+    """:func:`utterance_functionals` of each signal in ``signals``, as ``(n, d)``; the voice
+    encoder reads all of them in one batch. Explained in the chapter "Beyond the reports".
+    """
+    from .voice_encoder import encoder_features_many
+
+    clips = [_trimmed(y, sr) for y in signals]
+    if not clips:
+        return np.zeros((0, len(functional_names())), np.float32)
+    own = np.stack([_own_functionals(y) for y in clips])
+    return np.hstack([own, encoder_features_many(clips, SR)]).astype(np.float32)
+
+
+def _trimmed(y: np.ndarray, sr: int) -> np.ndarray:
+    import librosa
 
     y = np.asarray(y, dtype=np.float32)
     if sr != SR:
@@ -126,6 +149,16 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
         y = trimmed
     if len(y) < N_FFT:
         y = np.pad(y, (0, N_FFT - len(y)))
+    return y
+
+
+def _own_functionals(y: np.ndarray) -> np.ndarray:
+    """Every block but the voice encoder's, for a trimmed 16 kHz signal."""
+    import librosa
+
+    from .contour import contour
+    from .voice_quality import voice_quality
+
     magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
     power = magnitude ** 2
     mel_power = librosa.feature.melspectrogram(S=power, sr=SR, n_mels=N_MELS)
@@ -168,7 +201,7 @@ def speed_functionals(y: np.ndarray, sr: int = SR, speeds=(1.0,)) -> np.ndarray:
         import librosa
 
         y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=int(sr), target_sr=SR)
-    return np.stack([utterance_functionals(y if f == 1 else speed_perturb(y, SR, f), SR) for f in speeds])
+    return many_functionals([y if f == 1 else speed_perturb(y, SR, f) for f in speeds], SR)
 
 
 def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float = 1.0, speeds=None) -> np.ndarray:
@@ -186,20 +219,30 @@ def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float =
 
     from .audio import load_audio
     from .augment import speed_perturb
+    from .voice_encoder import encoder_features_many, load_encoder
 
-    def one(path):
+    factors = tuple(speeds) if speeds is not None else (speed,)
+
+    def one(path):                      # the clip at each speed, trimmed, and its own blocks
         y = load_audio(path, sr=SR)
-        if speeds is not None:
-            return speed_functionals(y, SR, speeds)
-        return utterance_functionals(y if speed == 1 else speed_perturb(y, SR, speed), SR)
+        clips = [_trimmed(y if f == 1 else speed_perturb(y, SR, f), SR) for f in factors]
+        return clips, np.stack([_own_functionals(c) for c in clips])
 
     paths = list(paths)
+    width = len(functional_names())
+    if not paths:
+        return np.zeros((0, len(factors), width) if speeds is not None else (0, width), np.float32)
+    layers = load_encoder()             # fetched (once) before the progress bar starts
     desc = "functionals" if speed == 1 else f"functionals at speed {speed:g}"
     if speeds is not None and tuple(speeds) != (1.0,):
         desc = "functionals at speeds " + ", ".join(f"{f:g}" for f in speeds)
-    bar = tqdm(paths, unit="clip", desc=desc, disable=not progress)
-    rows = Parallel(n_jobs=n_jobs)(delayed(one)(p) for p in bar)
-    width = len(functional_names())
-    if speeds is not None:
-        return np.stack(rows) if rows else np.zeros((0, len(tuple(speeds)), width), np.float32)
-    return np.vstack(rows) if rows else np.zeros((0, width), np.float32)
+    rows = []
+    with tqdm(total=len(paths), unit="clip", desc=desc, disable=not progress) as bar:
+        for start in range(0, len(paths), CHUNK):   # the encoder reads a chunk's clips in one batch
+            done = Parallel(n_jobs=n_jobs)(delayed(one)(p) for p in paths[start:start + CHUNK])
+            clips = [c for chunk_clips, _ in done for c in chunk_clips]
+            own = np.concatenate([o for _, o in done])
+            rows.append(np.hstack([own, encoder_features_many(clips, SR, layers)]).astype(np.float32))
+            bar.update(len(done))
+    table = np.concatenate(rows)
+    return table.reshape(len(paths), len(factors), width) if speeds is not None else table

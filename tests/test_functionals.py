@@ -29,11 +29,13 @@ def test_one_named_value_per_column_and_all_finite():
     assert np.all(np.isfinite(vector))
 
 
-def test_the_blocks_split_the_columns_where_voice_quality_and_the_contour_start():
+def test_the_blocks_split_the_columns_where_voice_quality_the_contour_and_the_encoder_start():
     names, blocks = functional_names(), functional_blocks()
     spectral, voice, shape = blocks["spectral and pitch"], blocks["voice quality"], blocks["contour"]
+    encoder = blocks["voice encoder"]
     assert spectral.start == 0 and spectral.stop == voice.start and voice.stop == shape.start
-    assert shape.stop == len(names)
+    assert shape.stop == encoder.start and encoder.stop == len(names)
+    assert names[encoder.start] == "enc1_mean0" and names[encoder.stop - 1] == "enc3_std255"
     assert names[voice.start] == "hnr_db_mean" and names[voice.stop - 1] == "unvoiced_run_std_s"
     assert names[shape.start] == "contour0_log_f0" and all(n.startswith("contour") for n in names[shape])
     assert "voiced_share" in names[spectral] and not any(n.startswith(("hnr", "f1_", "jitter")) for n in names[spectral])
