@@ -1,12 +1,14 @@
 """Settings shared by the whole package, each overridable by an environment variable.
 
-=====================  ==========================================================
-``SERLIB_DATA_DIR``    folder holding RAVDESS speech (``Actor_XX/`` or flat)
-``SERLIB_CACHE_DIR``   where downloads and the feature cache go
-                       (default ``~/.cache/serlib``)
-``SERLIB_QUICK``       ``1`` shrinks data and epochs so every chapter runs in minutes
-``SERLIB_N_JOBS``      worker processes for feature extraction (default: all cores)
-=====================  ==========================================================
+============================  ==========================================================
+``SERLIB_DATA_DIR``           folder holding RAVDESS speech (``Actor_XX/`` or flat)
+``SERLIB_CACHE_DIR``          where downloads and the feature cache go
+                              (default ``~/.cache/serlib``)
+``SERLIB_QUICK``              ``1`` shrinks data and epochs so every chapter runs in minutes
+``SERLIB_N_JOBS``             worker processes for feature extraction (default: all cores)
+``SERLIB_ENCODER_WEIGHTS``    the voice encoder's ``pretrained.pt`` (default: fetched once
+                              into the cache, :mod:`serlib.voice_encoder`)
+============================  ==========================================================
 
 The default sample rate is 16 kHz: emotional prosody and the formants that carry
 voice quality lie well below 8 kHz, 16 kHz is the rate report 004 (Pankratz et al.)

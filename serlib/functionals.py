@@ -4,7 +4,8 @@ The networks of the book read frame sequences (MFCCs, log-mel). The classical al
 used by the openSMILE feature sets of the speech-emotion challenges, summarises each
 frame-level descriptor over the whole clip by statistics (mean, spread, percentiles,
 skew) and gives the vector to a linear classifier. This module computes such a vector with
-librosa only, so it carries no licence beyond serlib's own:
+librosa and NumPy (the last block also with borrowed weights, under their own Apache 2.0
+licence):
 
 * frame descriptors (16 kHz, 32 ms window, 10 ms hop, silence trimmed at 35 dB):
   20 MFCCs, 40 log-mel bands, log RMS energy, zero-crossing rate, log spectral centroid,

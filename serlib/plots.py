@@ -416,7 +416,10 @@ def plot_contours(F, labels, *, rows: Sequence[str] = ("log_f0", "log_rms"), cla
     if classes is None:
         classes = [e for e in EMOTIONS if e in present] + [c for c in present if c not in EMOTIONS]
     axes = _new_axes(ax, ncols=len(rows), figsize=(4.2 * len(rows), 3.2))
-    axes = axes if isinstance(axes, list) else [axes]
+    axes = list(np.ravel(axes)) if isinstance(axes, (list, tuple, np.ndarray)) else [axes]
+    if len(axes) != len(rows):
+        raise SerlibError(f"plot_contours: {len(rows)} rows need {len(rows)} axes, got {len(axes)}; "
+                          "pass ax=None or one axes per row")
     x = np.arange(1, N_SEGMENTS + 1)
     for axis, row in zip(axes, rows):
         label, scale = _CONTOUR_ROWS[row]

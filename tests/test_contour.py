@@ -74,8 +74,13 @@ def test_plot_contours_draws_one_line_per_class_and_refuses_a_wrong_shape():
     assert len(axes) == 2 and all(len(ax.get_lines()) == 2 for ax in axes)
     rising = axes[0].get_lines()[0].get_ydata()
     assert rising[-1] > rising[0]
-    only = plot_contours(F[:, -len(contour_names()):], ["happy", "sad"], rows=("loud_share",))
+    only = plot_contours(F[:, functional_blocks()["contour"]], ["happy", "sad"], rows=("loud_share",))
     assert len(only.get_lines()) == 2
+    np.testing.assert_allclose(only.get_lines()[0].get_ydata(), _row(F[0], "loud_share"), atol=1e-6)
+    import matplotlib.pyplot as plt
+    _, one = plt.subplots()
+    with pytest.raises(SerlibError, match="2 rows need 2 axes, got 1"):
+        plot_contours(F, ["happy", "sad"], ax=one)
     with pytest.raises(SerlibError, match="numbers per clip"):
         plot_contours(F[:, :10], ["happy", "sad"])
     with pytest.raises(SerlibError, match="unknown rows"):
