@@ -43,6 +43,21 @@ def cache_dir() -> Path:
     return path
 
 
+def env_path(variable: str, *, folder: bool, error, hint: str) -> Path | None:
+    """The path the environment variable ``variable`` names, or None when it is unset.
+
+    Raises ``error`` (a :class:`~serlib.errors.SerlibError` class) with a one-line message
+    ending in ``hint`` when it names no folder (``folder``) or no file.
+    """
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not (path.is_dir() if folder else path.is_file()):
+        raise error(f"{path}: {variable} names no {'folder' if folder else 'such file'}; {hint}")
+    return path
+
+
 def n_jobs() -> int:
     """Worker processes for corpus-wide work: ``SERLIB_N_JOBS`` or every core."""
     env = os.environ.get("SERLIB_N_JOBS")

@@ -13,7 +13,6 @@ reports".
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +30,11 @@ def find_song_folder(speech_root=None) -> Path | None:
     :data:`SONG_FOLDER_NAMES` beside ``speech_root``; then ``shared/data/ravdess-song`` of a
     development checkout. Explained in the chapter "Beyond the reports".
     """
-    from .config import shared_data_root
+    from .config import env_path, shared_data_root
 
-    env = os.environ.get("SERLIB_SONG_DIR")
-    if env:
-        folder = Path(env).expanduser()
-        if not folder.is_dir():
-            raise DataError(f"{folder}: SERLIB_SONG_DIR names no folder; fix or unset the variable "
-                            "(it should hold the song clips, Actor_01/ …)")
+    folder = env_path("SERLIB_SONG_DIR", folder=True, error=DataError,
+                      hint="fix or unset the variable (it should hold the song clips, Actor_01/ …)")
+    if folder is not None:
         return folder
     candidates = []
     if speech_root:

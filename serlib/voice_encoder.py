@@ -131,12 +131,11 @@ def weights_path(fetch: bool = True) -> Path:
     ``resemblyzer`` package, serlib's cache, or (``fetch``) a fresh download
     (:func:`fetch_weights`). Explained in the chapter "Beyond the reports".
     """
-    env = os.environ.get("SERLIB_ENCODER_WEIGHTS")
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise SerlibError(f"{path}: SERLIB_ENCODER_WEIGHTS names no such file; point it at "
-                              "resemblyzer's pretrained.pt or unset it")
+    from .config import env_path
+
+    path = env_path("SERLIB_ENCODER_WEIGHTS", folder=False, error=SerlibError,
+                    hint="point it at resemblyzer's pretrained.pt or unset it")
+    if path is not None:
         return path
     for path in (_installed_path(), _cached_path()):
         if path is not None and path.is_file():

@@ -16,7 +16,6 @@ index of :func:`~serlib.datasets.ravdess.index_ravdess`. Explained in the chapte
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import cache_dir, shared_data_root
+from ..config import cache_dir, env_path, shared_data_root
 from ..errors import DataError
 from .download import completed_download, download_ravdess
 from .ravdess import EMOTIONS, index_ravdess
@@ -254,12 +253,9 @@ def load_corpus(path=None, *, allow_download: bool = False, verbose: bool = True
     """
     if path is not None:
         return _make(Path(path), verbose=verbose)
-    env = os.environ.get("SERLIB_DATA_DIR")
-    if env:
-        root = Path(env).expanduser()
-        if not root.is_dir():
-            raise DataError(f"{root}: SERLIB_DATA_DIR names no folder; fix or unset the variable "
-                            "(it should hold Actor_01/ … or the .wav/.flac files)")
+    root = env_path("SERLIB_DATA_DIR", folder=True, error=DataError,
+                    hint="fix or unset the variable (it should hold Actor_01/ … or the .wav/.flac files)")
+    if root is not None:
         return _make(root, verbose=verbose)
     shared = shared_data_root()
     if shared is not None and (shared / "ravdess").is_dir():
