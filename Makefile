@@ -5,11 +5,15 @@ PIP ?= $(PYTHON) -m pip
 # `make book SERLIB_QUICK=0` (or `make book-full`) reproduces the full results.
 SERLIB_QUICK ?= 1
 export SERLIB_QUICK
+# `make install LOCKED=1` installs the last known good versions (constraints.txt) instead of
+# today's newest releases within pyproject.toml's ranges.
+LOCKED ?= 0
+CONSTRAINTS := $(if $(filter 1,$(LOCKED)),-c constraints.txt,)
 
 .PHONY: install book book-full test unit notebooks browser clean
 
 install:
-	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q -r requirements.txt $(CONSTRAINTS)
 	$(PYTHON) -m serlib download --encoder >/dev/null
 
 book: install
