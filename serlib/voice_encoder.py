@@ -15,9 +15,12 @@ than on serlib's own clip statistics.
 serlib reads the weights with numpy and runs the LSTM in numpy (:func:`lstm_layer`), so
 it needs neither PyTorch nor the ``resemblyzer`` package: :func:`weights_path` fetches
 the package's wheel once with pip (15.7 MB, no dependencies), keeps only the weights
-file in serlib's cache, and checks its SHA-256. The input follows the encoder's own
-preparation: 16 kHz, quiet clips raised to -30 dBFS, 40-band mel power spectra with a
-25 ms window every 10 ms, cut into 1.6 s windows that start every 0.77 s.
+file in serlib's cache, and checks its SHA-256. The check is repeated on every load,
+wherever the file comes from, before a byte of it is parsed, and the parser accepts nothing
+but numbers, strings, containers and tensors (:func:`read_checkpoint`): the weights are
+data, never code. The input follows the encoder's own preparation: 16 kHz, quiet clips
+raised to -30 dBFS, 40-band mel power spectra with a 25 ms window every 10 ms, cut into
+1.6 s windows that start every 0.77 s.
 :func:`encoder_features` returns the mean and standard deviation of each layer's hidden
 state over the clip (1,536 numbers); :mod:`serlib.functionals` appends them to its
 vector. Explained in the chapter "Beyond the reports".
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import pickle
 import struct
@@ -39,6 +43,7 @@ from .errors import SerlibError
 PACKAGE = "resemblyzer==0.1.4"
 MEMBER = "resemblyzer/pretrained.pt"
 SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
+MAX_BYTES = 64 << 20    # the most read_checkpoint reads of any checkpoint (the genuine one: 17.1 MB)
 SR = 16000
 N_FFT = 400             # 25 ms
 HOP = 160               # 10 ms
@@ -65,7 +70,44 @@ def encoder_names() -> list[str]:
 def _cached_path() -> Path:
     from .config import cache_dir
 
-    return cache_dir() / "voice_encoder" / "pretrained.pt"
+    try:
+        root = cache_dir()
+    except OSError as error:            # a cache folder that cannot be created
+        raise _unwritable(Path(error.filename or os.environ.get("SERLIB_CACHE_DIR") or "~/.cache/serlib"),
+                          error) from None
+    return root / "voice_encoder" / "pretrained.pt"
+
+
+def _unwritable(folder: Path, error: OSError) -> SerlibError:
+    return SerlibError(f"{folder}: cannot keep the voice encoder's weights there "
+                       f"({error.strerror or error}); set SERLIB_CACHE_DIR to a folder you can write to, "
+                       f"or SERLIB_ENCODER_WEIGHTS to a copy of {PACKAGE.replace('==', ' ')}'s pretrained.pt")
+
+
+def _same(a: Path, b) -> bool:
+    try:
+        return b is not None and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _remedy(path: Path) -> str:
+    """What to do about a weights file at ``path`` that cannot be used, by where it came from."""
+    genuine = f"the genuine pretrained.pt of {PACKAGE.replace('==', ' ')}"
+    if _same(path, os.environ.get("SERLIB_ENCODER_WEIGHTS")):
+        return (f"point SERLIB_ENCODER_WEIGHTS at {genuine}, or unset it and run "
+                "`serlib download --encoder`")
+    if _same(path, _installed_path()):
+        return (f"reinstall resemblyzer (`pip install --force-reinstall --no-deps {PACKAGE}`), or "
+                "uninstall it and run `serlib download --encoder`")
+    try:
+        cached = _same(path, _cached_path())
+    except SerlibError:
+        cached = False
+    if cached:
+        return ("delete it and run `serlib download --encoder` to fetch it again" if path.exists()
+                else "run `serlib download --encoder` to fetch it")
+    return f"use {genuine} (`serlib download --encoder` fetches it)"
 
 
 def _installed_path() -> Path | None:
@@ -98,11 +140,15 @@ def fetch_weights(dest: Path | None = None, *, quiet: bool = False) -> Path:
     import zipfile
 
     dest = Path(dest) if dest is not None else _cached_path()
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp_folder = tempfile.TemporaryDirectory(dir=dest.parent)
+    except OSError as error:            # read-only, not a folder, disk full
+        raise _unwritable(dest.parent, error) from None
     if not quiet:
         print(f"serlib: fetching the pretrained voice encoder ({PACKAGE} from PyPI, 15.7 MB, once) "
               f"into {dest.parent}", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+    with tmp_folder as tmp:
         try:
             done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
                                    ":all:", "--disable-pip-version-check", "-q", "-d", tmp, PACKAGE],
@@ -117,19 +163,25 @@ def fetch_weights(dest: Path | None = None, *, quiet: bool = False) -> Path:
             with zipfile.ZipFile(wheels[0]) as wheel:
                 data = wheel.read(MEMBER)
         except (zipfile.BadZipFile, KeyError) as error:
-            raise SerlibError(f"{wheels[0].name}: no usable {MEMBER} in it ({error}); {_HINT}") from None
+            raise SerlibError(f"{PACKAGE} from PyPI: the wheel pip fetched ({wheels[0].name}, not kept) has "
+                              f"no usable {MEMBER} ({error}); {_HINT}") from None
         if _sha256(data) != SHA256:
-            raise SerlibError(f"{wheels[0].name}: {MEMBER} does not have the expected SHA-256; {_HINT}")
+            raise SerlibError(f"{PACKAGE} from PyPI: the {MEMBER} pip fetched does not have the expected "
+                              f"SHA-256 (not kept); {_HINT}")
         part = Path(tmp) / "pretrained.pt"
-        part.write_bytes(data)
-        os.replace(part, dest)
+        try:
+            part.write_bytes(data)
+            os.replace(part, dest)
+        except OSError as error:
+            raise _unwritable(dest.parent, error) from None
     return dest
 
 
 def weights_path(fetch: bool = True) -> Path:
     """Where the encoder's weights are: ``$SERLIB_ENCODER_WEIGHTS``, an installed
     ``resemblyzer`` package, serlib's cache, or (``fetch``) a fresh download
-    (:func:`fetch_weights`). Explained in the chapter "Beyond the reports".
+    (:func:`fetch_weights`). Whichever it is, :func:`load_encoder` checks its SHA-256
+    before reading it. Explained in the chapter "Beyond the reports".
     """
     from .config import env_path
 
@@ -137,29 +189,68 @@ def weights_path(fetch: bool = True) -> Path:
                     hint="point it at resemblyzer's pretrained.pt or unset it")
     if path is not None:
         return path
-    for path in (_installed_path(), _cached_path()):
-        if path is not None and path.is_file():
-            return path
+    installed = _installed_path()
+    if installed is not None:
+        return installed
+    path = _cached_path()
+    if path.is_file():
+        return path
     if not fetch:
         raise SerlibError(f"{_cached_path()}: the pretrained voice encoder is not there; {_HINT}")
     return fetch_weights()
 
 
 class _Storage:
+    """A storage type (torch.FloatStorage, …) named in the checkpoint."""
+
     def __init__(self, name: str):
         self.name = name
 
 
+class _StorageRef:
+    def __init__(self, key: str, dtype):
+        self.key, self.dtype = key, dtype
+
+
+class _Tensor:
+    """A tensor's place in its storage; only the checkpoint's rebuild entry makes these."""
+
+    def __init__(self, storage, offset, size, stride):
+        if not isinstance(storage, _StorageRef):
+            raise pickle.UnpicklingError("a tensor without a storage")
+        self.storage = storage
+        self.offset = int(offset)
+        self.size = tuple(int(n) for n in size)
+        self.stride = tuple(int(n) for n in stride)
+
+
 _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
            "LongStorage": np.int64, "IntStorage": np.int32}
+_MAGIC = 0x1950A86A20F9469CFC6C         # PyTorch's legacy checkpoint
+_PROTOCOL = 1001
 
 
 def _tensor(storage, offset, size, stride, *_):
-    return ("tensor", storage, int(offset), tuple(size), tuple(stride))
+    return _Tensor(storage, offset, size, stride)
 
 
-class _Reader(pickle.Unpickler):
-    """Reads PyTorch's legacy checkpoint pickle, allowing only tensors and plain containers."""
+class _Plain(pickle.Unpickler):
+    """Reads a pickle of numbers, strings, tuples, lists and dicts only: every class or
+    function it names is refused, so nothing in it can run."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refusing a storage reference outside the tensors' record")
+
+
+class _Reader(_Plain):
+    """Reads the record of tensors: plain data plus storages, tensors and OrderedDict."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.dtypes: dict[str, type] = {}
 
     def find_class(self, module, name):
         if module == "torch" and name in _DTYPES:
@@ -170,65 +261,109 @@ class _Reader(pickle.Unpickler):
             import collections
 
             return collections.OrderedDict
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
 
     def persistent_load(self, pid):
+        if not isinstance(pid, tuple) or len(pid) < 5:
+            raise pickle.UnpicklingError(f"unexpected storage reference {type(pid).__name__}")
         kind, storage, key, _location, _size = pid[:5]
-        if kind != "storage" or not isinstance(storage, _Storage):
+        if kind != "storage" or not isinstance(storage, _Storage) or not isinstance(key, str):
             raise pickle.UnpicklingError(f"unexpected record {kind!r}")
-        return (key, _DTYPES[storage.name])
+        dtype = _DTYPES[storage.name]
+        if self.dtypes.setdefault(key, dtype) is not dtype:
+            raise pickle.UnpicklingError(f"storage {key!r} has two types")
+        return _StorageRef(key, dtype)
 
 
-def read_checkpoint(path) -> dict:
-    """The tensors of a legacy (pre-zip) PyTorch checkpoint as numpy arrays, without PyTorch.
-
-    Only tensors, numbers and dictionaries are accepted, so a tampered file cannot run
-    code. Explained in the chapter "Beyond the reports".
-    """
-    path = Path(path)
+def _read_bounded(path: Path) -> bytes:
     try:
         with open(path, "rb") as f:
-            for _ in range(3):                  # magic number, protocol version, system info
-                pickle.load(f)
-            obj = _Reader(f).load()
-            keys = pickle.load(f)
-            dtypes = {}
+            data = f.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise SerlibError(f"{path}: cannot read the voice encoder's weights ({error.strerror or error}); "
+                          f"{_remedy(path)}") from None
+    if len(data) > MAX_BYTES:
+        raise SerlibError(f"{path}: larger than {MAX_BYTES:,} bytes, far more than the voice encoder's "
+                          f"weights (17,090,379 bytes), so it was not read; {_remedy(path)}")
+    return data
 
-            def collect(o):
-                if isinstance(o, dict):
-                    for v in o.values():
-                        collect(v)
-                elif isinstance(o, tuple) and o and o[0] == "tensor":
-                    dtypes[o[1][0]] = o[1][1]
-            collect(obj)
-            storages = {}
-            for key in keys:
-                (count,) = struct.unpack("<q", f.read(8))
-                dtype = np.dtype(dtypes.get(key, np.float32))
-                raw = f.read(count * dtype.itemsize)
-                if len(raw) != count * dtype.itemsize:
-                    raise EOFError("the file ends inside a tensor")
-                storages[key] = np.frombuffer(raw, dtype=dtype)
-    except (OSError, EOFError, pickle.UnpicklingError, struct.error, ValueError, KeyError,
-            IndexError, TypeError, AttributeError) as error:
-        raise SerlibError(f"{path}: not a readable voice-encoder checkpoint ({error}); delete it and "
-                          f"{_HINT}") from None
 
-    def convert(o):
-        if isinstance(o, dict):
-            return {k: convert(v) for k, v in o.items()}
-        if isinstance(o, tuple) and o and o[0] == "tensor":
-            _, (key, _), offset, size, stride = o
-            flat = storages[key]
-            return np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
-                                                   strides=[s * flat.itemsize for s in stride]).copy()
-        return o
-    return convert(obj)
+def _view(tensor: _Tensor, flat: np.ndarray) -> np.ndarray:
+    """The tensor's values, refusing any place that lies outside its storage."""
+    size, stride, offset = tensor.size, tensor.stride, tensor.offset
+    if len(size) != len(stride) or offset < 0 or min(size + stride, default=0) < 0:
+        raise ValueError(f"a tensor of size {size}, stride {stride}, offset {offset}")
+    if 0 in size:
+        return np.zeros(size, flat.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= len(flat) or int(np.prod(size, dtype=np.int64)) > len(flat):
+        raise ValueError(f"a tensor reaches past its storage of {len(flat)} values")
+    return np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
+                                           strides=[s * flat.itemsize for s in stride]).copy()
+
+
+def read_checkpoint(path, expected_sha256: str | None = SHA256) -> dict:
+    """The tensors of a legacy (pre-zip) PyTorch checkpoint as numpy arrays, without PyTorch.
+
+    The file is data, never code. Its bytes are read once (at most 64 MB) and, unless
+    ``expected_sha256`` is None, their SHA-256 must be ``expected_sha256`` (the genuine
+    Resemblyzer weights by default) before anything is parsed. Every one of its pickle
+    records (magic number, protocol, system information, tensors, storage keys) is then
+    read by an unpickler that accepts only numbers, strings, containers and tensors, so
+    even an unchecked file cannot run code; a tensor that reaches outside its storage is
+    refused too. Any problem is a one-line :class:`~serlib.errors.SerlibError` naming the
+    file and what to do. Explained in the chapter "Beyond the reports".
+    """
+    path = Path(path)
+    data = _read_bounded(path)
+    if expected_sha256 is not None:
+        got = _sha256(data)
+        if got != expected_sha256.lower():
+            raise SerlibError(f"{path}: not the voice encoder's weights serlib expects (SHA-256 {got[:12]}…, "
+                              f"expected {expected_sha256.lower()[:12]}…), so it was not read: it may be "
+                              f"damaged or tampered with; {_remedy(path)}")
+    f = io.BytesIO(data)
+    try:
+        magic, protocol, info = (_Plain(f).load() for _ in range(3))
+        if magic != _MAGIC or protocol != _PROTOCOL:
+            raise ValueError("not a legacy PyTorch checkpoint")
+        if not isinstance(info, dict) or info.get("little_endian") is not True:
+            raise ValueError("not written on a little-endian machine")
+        reader = _Reader(f)
+        obj = reader.load()
+        keys = _Plain(f).load()
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("the list of storages is not a list of names")
+        storages = {}
+        for key in keys:
+            (count,) = struct.unpack("<q", f.read(8))
+            dtype = np.dtype(reader.dtypes.get(key, np.float32))
+            raw = f.read(count * dtype.itemsize) if count >= 0 else b""
+            if count < 0 or len(raw) != count * dtype.itemsize:
+                raise EOFError("the file ends inside a tensor")
+            storages[key] = np.frombuffer(raw, dtype=dtype)
+
+        def convert(o):
+            if isinstance(o, dict):
+                return type(o)((k, convert(v)) for k, v in o.items())
+            if isinstance(o, (list, tuple)):
+                return type(o)(convert(v) for v in o)
+            if isinstance(o, _Tensor):
+                return _view(o, storages[o.storage.key])
+            if isinstance(o, (_Storage, _StorageRef)) or callable(o):
+                raise ValueError(f"a stray {type(o).__name__}")
+            return o
+        return convert(obj)
+    except (EOFError, pickle.UnpicklingError, struct.error, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, RecursionError, MemoryError) as error:
+        raise SerlibError(f"{path}: not a readable voice-encoder checkpoint ({error}); "
+                          f"{_remedy(path)}") from None
 
 
 @functools.lru_cache(maxsize=2)
 def _layers(path: str) -> tuple:
-    state = read_checkpoint(path).get("model_state", {})
+    checkpoint = read_checkpoint(path, SHA256)      # the genuine weights only, checked on every load
+    state = checkpoint.get("model_state") if isinstance(checkpoint, dict) else None
     layers = []
     try:
         for k in range(N_LAYERS):
@@ -238,16 +373,18 @@ def _layers(path: str) -> tuple:
             if w_rec.shape != (HIDDEN, 4 * HIDDEN) or w_in.shape[1] != 4 * HIDDEN:
                 raise KeyError(f"layer {k} has shape {w_rec.shape}")
             layers.append((w_in, w_rec, bias))
-    except KeyError as error:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
         raise SerlibError(f"{path}: not the three-layer voice encoder serlib expects ({error}); "
-                          f"{_HINT}") from None
+                          f"{_remedy(Path(path))}") from None
     return tuple(layers)
 
 
 def load_encoder(path=None) -> tuple:
     """The encoder's three LSTM layers as ``(input weights, recurrent weights, bias)`` arrays,
-    read once (:func:`weights_path` when ``path`` is None). Explained in the chapter
-    "Beyond the reports".
+    read once (:func:`weights_path` when ``path`` is None). Only the genuine file is read:
+    one whose SHA-256 is not :data:`SHA256` is refused with a one-line
+    :class:`~serlib.errors.SerlibError` before anything in it is parsed (see
+    :func:`read_checkpoint`). Explained in the chapter "Beyond the reports".
     """
     return _layers(str(path if path is not None else weights_path()))
 

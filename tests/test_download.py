@@ -118,20 +118,42 @@ def test_no_server(tmp_path):
     _assert_nothing_complete(tmp_path, dest)
 
 
+def _names_the_url_not_a_deleted_file(message: str, url: str, parent: Path):
+    """A fresh download is deleted after a failure: the message names the URL and never asks
+    to delete a file (nor names a .part file) that is no longer there."""
+    assert message.startswith(url) and "delete it" not in message and ".part" not in message
+    assert str(parent) not in message and "\n" not in message and "SERLIB_DATA_DIR" in message
+
+
 def test_not_a_zip(tmp_path, zip_server):
     zip_server.routes["/page.zip"] = b"<html>Please log in</html>" * 50
     dest = tmp_path / "ravdess"
-    with pytest.raises(DataError, match="not a valid zip"):
-        download_ravdess(dest, url=zip_server.url("/page.zip"), md5=None, progress=False)
+    url = zip_server.url("/page.zip")
+    with pytest.raises(DataError, match="not a valid zip") as info:
+        download_ravdess(dest, url=url, md5=None, progress=False)
     _assert_nothing_complete(tmp_path, dest)
+    _names_the_url_not_a_deleted_file(str(info.value), url, tmp_path)
+
+
+def test_a_kept_archive_that_is_not_a_zip_is_named_by_its_path_and_stays(tmp_path, zip_server):
+    zip_server.routes["/page.zip"] = b"<html>Please log in</html>" * 50
+    dest = tmp_path / "ravdess"
+    with pytest.raises(DataError, match="not a valid zip") as info:
+        download_ravdess(dest, url=zip_server.url("/page.zip"), md5=None, progress=False, keep_archive=True)
+    kept = tmp_path / ".ravdess.zip"
+    assert kept.is_file() and str(info.value).startswith(f"{kept}: ")      # the file it asks to delete exists
+    assert "delete it and try again" in str(info.value) and "\n" not in str(info.value)
+    assert not dest.exists() and completed_download(dest) is None
 
 
 def test_zip_without_actor_folders(tmp_path, zip_server, make_zip, tiny_wav):
     zip_server.routes["/flat.zip"] = make_zip({"03-01-01-01-01-01-01.wav": tiny_wav(0)})
     dest = tmp_path / "ravdess"
-    with pytest.raises(DataError, match="no Actor_XX"):
-        download_ravdess(dest, url=zip_server.url("/flat.zip"), md5=None, progress=False)
+    url = zip_server.url("/flat.zip")
+    with pytest.raises(DataError, match="no Actor_XX") as info:
+        download_ravdess(dest, url=url, md5=None, progress=False)
     _assert_nothing_complete(tmp_path, dest)
+    _names_the_url_not_a_deleted_file(str(info.value), url, tmp_path)
 
 
 @pytest.mark.parametrize("evil", ["../escaped.wav", "Actor_01/../../escaped.wav", "/tmp/escaped-serlib.wav"])
@@ -140,9 +162,11 @@ def test_path_traversal_refused(tmp_path, zip_server, make_zip, tiny_wav, evil):
     parent = tmp_path / "inner"
     parent.mkdir()
     dest = parent / "ravdess"
-    with pytest.raises(DataError, match="outside"):
-        download_ravdess(dest, url=zip_server.url("/evil.zip"), md5=None, progress=False)
+    url = zip_server.url("/evil.zip")
+    with pytest.raises(DataError, match="outside") as info:
+        download_ravdess(dest, url=url, md5=None, progress=False)
     _assert_nothing_complete(parent, dest)
+    _names_the_url_not_a_deleted_file(str(info.value), url, parent)
     assert not (tmp_path / "escaped.wav").exists() and not Path("/tmp/escaped-serlib.wav").exists()
 
 

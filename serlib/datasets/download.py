@@ -50,6 +50,18 @@ def _manual_hint(url: str) -> str:
             "to the folder that holds Actor_01/ … Actor_24/")
 
 
+def _archive_name(zip_path: Path, url: str) -> tuple[str, str]:
+    """How an error names the archive, and what to do with it.
+
+    A fresh download is unpacked from its ``.part`` file, which is deleted on the way out:
+    the message then names the URL and never asks to delete a file that is gone. A kept
+    archive (``keep_archive``) stays and is named by its path.
+    """
+    if zip_path.name.endswith(".part"):
+        return f"{url}: the downloaded file (not kept)", "try again"
+    return f"{zip_path}: this file", "delete it and try again"
+
+
 def default_destination() -> Path:
     """Where :func:`download_ravdess` unpacks by default: ``cache_dir()/ravdess``.
 
@@ -130,7 +142,7 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
                         f"try again or {_manual_hint(url)}")
 
 
-def _safe_members(archive: zipfile.ZipFile, zip_path: Path):
+def _safe_members(archive: zipfile.ZipFile, zip_path: Path, url: str):
     """Yield (member, relative target path) for the audio under ``Actor_XX/`` folders.
 
     The ``Actor_XX`` folder may sit at the top of the archive or one folder down (an
@@ -142,8 +154,10 @@ def _safe_members(archive: zipfile.ZipFile, zip_path: Path):
         name = member.filename.replace("\\", "/")
         parts = PurePosixPath(name).parts
         if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-            raise DataError(f"{zip_path}: archive member {member.filename!r} points outside the folder it "
-                            "unpacks into; refusing to unpack it (the file is not the official RAVDESS zip)")
+            where, _ = _archive_name(zip_path, url)
+            raise DataError(f"{where} has a member {member.filename!r} that points outside the folder it "
+                            f"unpacks into; refusing to unpack it: it is not the official RAVDESS zip; "
+                            f"{_manual_hint(url)}")
         if member.is_dir() or not parts or parts[0] == "__MACOSX" or parts[-1].startswith("."):
             continue
         depth = next((i for i, part in enumerate(parts[:-1]) if _ACTOR_DIR.match(part)), None)
@@ -155,27 +169,28 @@ def _safe_members(archive: zipfile.ZipFile, zip_path: Path):
 
 def _unpack(zip_path: Path, tmp: Path, url: str) -> int:
     """Unpack the Actor_XX audio of ``zip_path`` into ``tmp``; return the number of files."""
+    where, again = _archive_name(zip_path, url)
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            members = _safe_members(archive, zip_path)
+            members = _safe_members(archive, zip_path, url)
             if not members:
-                raise DataError(f"{zip_path}: holds no Actor_XX/ folders of audio; it is not the RAVDESS "
+                raise DataError(f"{where} holds no Actor_XX/ folders of audio; it is not the RAVDESS "
                                 f"speech archive; {_manual_hint(url)}")
             root = tmp.resolve()
             for member, rel in members:
                 target = (tmp / Path(*rel.parts)).resolve()
                 if root not in target.parents:
-                    raise DataError(f"{zip_path}: archive member {member.filename!r} points outside the folder "
-                                    "it unpacks into; refusing to unpack it")
+                    raise DataError(f"{where} has a member {member.filename!r} that points outside the "
+                                    f"folder it unpacks into; refusing to unpack it; {_manual_hint(url)}")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(member) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
             return len(members)
     except zipfile.BadZipFile as error:
-        raise DataError(f"{zip_path}: not a valid zip archive ({error}); delete it and try again, or "
+        raise DataError(f"{where} is not a valid zip archive ({error}); {again}, or "
                         f"{_manual_hint(url)}") from None
     except (zipfile.LargeZipFile, NotImplementedError, EOFError, RuntimeError) as error:
-        raise DataError(f"{zip_path}: cannot unpack ({error}); {_manual_hint(url)}") from None
+        raise DataError(f"{where} cannot be unpacked ({error}); {_manual_hint(url)}") from None
 
 
 def download_ravdess(dest=None, *, url: str = RAVDESS_URL, md5: str | None = RAVDESS_MD5,
@@ -204,7 +219,10 @@ def download_ravdess(dest=None, *, url: str = RAVDESS_URL, md5: str | None = RAV
     except DataError:
         raise
     except OSError as error:   # disk full, read-only folder, ...
-        where = error.filename or dest
+        where = Path(error.filename) if error.filename else dest
+        if any(part.startswith(f".{dest.name}.") and (part.endswith(".part") or ".tmp-" in part)
+               for part in where.parts):
+            where = dest.parent        # a temporary file or folder, already removed: name the folder
         raise DataError(f"{where}: cannot write the download ({error.strerror or error}); check that the "
                         "folder is writable and has about 1 GB free, or choose another with dest=/--dest") from None
 
