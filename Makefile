@@ -10,14 +10,19 @@ export SERLIB_QUICK
 LOCKED ?= 0
 CONSTRAINTS := $(if $(filter 1,$(LOCKED)),-c constraints.txt,)
 
-.PHONY: install book book-full test unit notebooks browser clean
+.PHONY: install book book-full colab-cells test unit notebooks browser clean
 
 install:
 	$(PIP) install -q -r requirements.txt $(CONSTRAINTS)
 	$(PYTHON) -m serlib download --encoder >/dev/null
 
 book: install
+	$(PYTHON) -m serlib.book_cells --check
 	$(PYTHON) -m serlib.book_build
+
+# Rewrite every chapter's Colab install cell from _config.yml's repository.url (after changing it).
+colab-cells:
+	$(PYTHON) -m serlib.book_cells
 
 book-full:
 	$(MAKE) book SERLIB_QUICK=0

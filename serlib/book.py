@@ -24,11 +24,13 @@ from numbers import Integral, Real
 from . import __version__
 from .config import quick_mode
 
-#: Where the book's source lives. PLACEHOLDER until the book is published; the launch
-#: buttons in ``_config.yml`` and the Colab install line use the same address.
+#: Where the book's source lives: ``repository.url`` of ``_config.yml``, copied here by
+#: ``python -m serlib.book_cells`` (which also writes every chapter's install cell).
 REPO_URL = "https://github.com/serlib/serlib-book"
+#: The branch the Colab install line takes (``repository.branch``).
+REPO_BRANCH = "main"
 #: What the first cell of every chapter runs when it finds itself on Colab.
-COLAB_INSTALL = f'pip install -q "serlib[book] @ git+{REPO_URL}"'
+COLAB_INSTALL = f'pip install -q "serlib[book] @ git+{REPO_URL}@{REPO_BRANCH}"'
 
 
 def on_colab() -> bool:
@@ -109,8 +111,10 @@ def start_chapter(title: str, *, corpus=None, allow_download: bool | None = None
     synthetic stand-in), whether the chapter runs in quick mode (``SERLIB_QUICK=1``: the
     corpus's quick subset, few epochs) or in full mode, whether a GPU is visible, and the
     versions of the main libraries. ``corpus`` overrides the search of
-    :func:`~serlib.datasets.corpus.load_corpus`; on Colab the official RAVDESS archive is
-    downloaded when no copy is found (``allow_download`` defaults to :func:`on_colab`).
+    :func:`~serlib.datasets.corpus.load_corpus`. On Colab in full mode the official
+    RAVDESS archive is downloaded when no copy is found; quick mode never downloads by
+    itself (``allow_download`` defaults to ``on_colab() and not quick_mode()``), so a
+    quick run with no data uses the synthetic stand-in and says how to fetch RAVDESS.
     Explained in the chapter "Introduction".
     """
     import matplotlib
@@ -121,7 +125,7 @@ def start_chapter(title: str, *, corpus=None, allow_download: bool | None = None
         from .datasets.corpus import load_corpus
 
         if allow_download is None:
-            allow_download = on_colab()
+            allow_download = on_colab() and not quick_mode()
         corpus = load_corpus(allow_download=allow_download, verbose=False)
     quick = quick_mode()
     if quick:
@@ -131,8 +135,11 @@ def start_chapter(title: str, *, corpus=None, allow_download: bool | None = None
     else:
         used = corpus
         mode = f"full (SERLIB_QUICK=0): all {len(corpus.index):,} clips; SERLIB_QUICK=1 gives a fast rough run"
+    data = corpus.banner()
+    if on_colab() and quick and getattr(corpus, "source", "") == "synthetic":
+        data += " (quick mode downloads nothing: run `!serlib download` for RAVDESS, then run this cell again)"
     lines = [title] + [_wrapped(label, text) for label, text in
-                       (("data", corpus.banner()), ("mode", mode), ("compute", compute_device()),
+                       (("data", data), ("mode", mode), ("compute", compute_device()),
                         ("versions", _versions()))]
     chapter = Chapter(title=title, corpus=used, full_corpus=corpus, quick=quick, lines=lines)
     if show:
@@ -201,5 +208,5 @@ def listen(y, sr: int, *, normalize: bool = True):
     return Audio(data=y, rate=int(sr), normalize=normalize)
 
 
-__all__ = ["REPO_URL", "COLAB_INSTALL", "Chapter", "start_chapter", "glue", "listen", "on_colab",
+__all__ = ["REPO_URL", "REPO_BRANCH", "COLAB_INSTALL", "Chapter", "start_chapter", "glue", "listen", "on_colab",
            "compute_device"]

@@ -39,6 +39,34 @@ def repo_root() -> Path:
     return here
 
 
+def toc_files(root) -> list[str]:
+    """The ``file:`` entries of ``root/_toc.yml`` (the root page first), in reading order, without suffix."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8")) or {}
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            found.extend(str(node[key]) for key in ("root", "file") if isinstance(node.get(key), str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    names = [str(Path(name).with_suffix("")) if Path(name).suffix in (".ipynb", ".md") else name
+             for name in found]
+    return list(dict.fromkeys(names))
+
+
+def chapter_notebooks(root) -> list[Path]:
+    """The notebooks (``.ipynb``) that ``_toc.yml`` lists, in reading order."""
+    root = Path(root)
+    return [root / f"{name}.ipynb" for name in toc_files(root) if (root / f"{name}.ipynb").is_file()]
+
+
 def find_execution_errors(html_dir: Path) -> list[str]:
     """One line per problem found in a built book: execution reports and rendered tracebacks."""
     html_dir = Path(html_dir)
