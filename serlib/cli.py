@@ -103,15 +103,40 @@ def _cmd_train(args) -> int:
     return 0
 
 
+class _OneLineWarnings:
+    """Inside ``serlib evaluate``/``predict``: each warning (e.g. a run saved by another serlib
+    or Keras version, :class:`serlib.runs.RunWarning`) is one stderr line, no source line."""
+
+    def __init__(self, command: str):
+        import warnings
+
+        self.command, self._catch = command, warnings.catch_warnings()
+
+    def __enter__(self):
+        import warnings
+
+        self._catch.__enter__()
+        warnings.showwarning = self._show
+        return self
+
+    def _show(self, message, *_args, **_kwargs):
+        lines = str(message).strip().splitlines()
+        print(f"serlib {self.command}: warning: {lines[0] if lines else type(message).__name__}", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
 def _cmd_evaluate(args) -> int:
     import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .runs import load_run
     from .training import evaluate_run
 
-    run = load_run(args.run_dir)  # a folder that is not a run fails here, in one line
-    if not Path(args.data).expanduser().is_dir():
-        raise SerlibError(f"{args.data}: no such data folder; pass a folder of RAVDESS clips")
-    m = evaluate_run(run, args.data)
+    with _OneLineWarnings("evaluate"):
+        run = load_run(args.run_dir)  # a folder that is not a run (or a damaged one) fails here, in one line
+        if not Path(args.data).expanduser().is_dir():
+            raise SerlibError(f"{args.data}: no such data folder; pass a folder of RAVDESS clips")
+        m = evaluate_run(run, args.data)
     if args.json:
         print(json.dumps(m))
     else:
@@ -124,18 +149,29 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    """Print each file's label and top probabilities (or ``no speech found`` and why); with
+    ``--json`` the list :func:`serlib.predict.predict_paths` returns (``status`` "ok", "no
+    speech found" or "error"). Errors and warnings (e.g. a truncated file) go to stderr, one
+    line each naming the file; the exit status is 1 when a file could not be read."""
     import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .predict import predict_paths
 
-    results = predict_paths(args.run_dir, args.paths)
+    with _OneLineWarnings("predict"):
+        results = predict_paths(args.run_dir, args.paths)
     failed = [r for r in results if "error" in r]
-    for r in failed:
-        print(f"{r['path']}: {r['error']}", file=sys.stderr)
+    for r in results:
+        if "error" in r:
+            print(f"{r['path']}: {r['error']}", file=sys.stderr)
+        if r.get("warning"):
+            print(f"{r['path']}: warning: {r['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps(results))
     else:
         for r in results:
             if "error" in r:
+                continue
+            if r["label"] is None:
+                print(f"{r['path']}: {r['status']}  ({r['reason']})")
                 continue
             top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3]
             print(f"{r['path']}: {r['label']}  (" + ", ".join(f"{k} {v:.2f}" for k, v in top) + ")")

@@ -11,16 +11,33 @@ A run folder holds::
     functionals.npz only for models with ``functionals_fusion``: the regression on clip
                     functionals fused with the network (:mod:`serlib.fusion`)
 
-:func:`save_run` writes the files into a temporary sibling folder and renames it into
-place, so an interrupted run never leaves a half-written run folder behind.
-:func:`load_run` reads one back. Explained in the chapter "Beyond the reports".
+``run.json`` also records ``versions`` (serlib, Keras, its backend and the backend's
+version, NumPy, Python) and ``sha256``, the SHA-256 of every other file of the folder.
+
+:func:`save_run` writes the files into a temporary sibling folder ``.NAME.HOST-PID-XXXX.partial``
+and renames it into place, so an interrupted run never leaves a half-written run folder
+behind; a partial folder whose process was killed (or older than :data:`STALE_SECONDS`) is
+removed by the next :func:`save_run` or :func:`load_run` beside it.
+
+:func:`load_run` reads a run back and treats the folder as data, never as code: it checks
+each file against its recorded SHA-256 before parsing it, loads the Keras model with
+``safe_mode=True`` (no Lambda layers or other Python code), reads arrays with
+``allow_pickle=False``, checks that ``labels`` matches the model's (and the regression's)
+number of classes, and warns once (:class:`RunWarning`) when the run was written by
+another serlib or Keras major.minor version. Every problem is a one-line
+:class:`~serlib.errors.SerlibError` naming the file. Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +48,19 @@ from .features import FeatureSpec
 
 RUN_FILES = ("model.keras", "run.json", "history.json", "metrics.json")
 MODEL_FILE, INFO_FILE, HISTORY_FILE, METRICS_FILE = RUN_FILES
+FUSION_FILE = "functionals.npz"   # serlib.fusion.FILE
+
+#: A partial folder older than this (seconds since its last change) is stale whoever owns it.
+STALE_SECONDS = 30 * 60
+_PARTIAL_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]*\.partial$")
+
+
+class RunWarning(UserWarning):
+    """A run folder that loads but may not behave as when it was saved (another serlib or Keras
+    version, or no record of the versions). One line naming the run; issued once per run folder."""
+
+
+_WARNED: set = set()
 
 
 @dataclass
@@ -191,23 +221,29 @@ def write_json(path, obj) -> None:
 def save_run(run: Run, out_dir) -> Path:
     """Write ``run`` into the new folder ``out_dir`` atomically; returns the folder.
 
-    Explained in the chapter "Beyond the reports".
+    ``run.json`` gets the ``versions`` that wrote it and the ``sha256`` of every other file.
+    Stale partial folders of killed saves beside ``out_dir`` are removed first
+    (:func:`remove_stale_partials`). Explained in the chapter "Beyond the reports".
     """
     out = check_out_dir(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    remove_stale_partials(out.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{_host()}-{os.getpid()}-", suffix=".partial",
+                                dir=out.parent))
     try:
         run.model.save(tmp / MODEL_FILE)
-        info = dict(run.info)
-        info["labels"] = list(run.labels)
-        info["feature_spec"] = run.spec.to_dict()
-        info["normalization"] = run.normalization
-        write_json(tmp / INFO_FILE, info)
         write_json(tmp / HISTORY_FILE, run.history)
         write_json(tmp / METRICS_FILE, run.metrics)
         if run.fusion is not None:
             from . import fusion
 
-            fusion.save(run.fusion, tmp / fusion.FILE)
+            fusion.save(run.fusion, tmp / FUSION_FILE)
+        info = dict(run.info)
+        info["labels"] = list(run.labels)
+        info["feature_spec"] = run.spec.to_dict()
+        info["normalization"] = run.normalization
+        info["versions"] = versions()
+        info["sha256"] = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.name != INFO_FILE}
+        write_json(tmp / INFO_FILE, info)
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
@@ -217,6 +253,91 @@ def save_run(run: Run, out_dir) -> Path:
     run.dir = out
     run.info = info
     return out
+
+
+def file_sha256(path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks. Explained in the chapter "Beyond the reports"."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict:
+    """The versions a run saved now records: serlib, Keras, its backend (and the backend's
+    version), NumPy and Python. Explained in the chapter "Beyond the reports"."""
+    import platform
+    import sys
+
+    import keras
+
+    from . import __version__
+
+    backend = keras.backend.backend()
+    module = sys.modules.get({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, backend))
+    return {"serlib": __version__, "keras": keras.__version__, "backend": backend,
+            "backend_version": getattr(module, "__version__", None), "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+# ----------------------------------------------------------------------------- stale partials
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # exists but not ours (PermissionError), or cannot tell
+        return True
+    return True
+
+
+def _is_partial_run(folder: Path) -> bool:
+    """Only what :func:`save_run` writes: run files and :func:`write_json`'s ``*.tmp`` files."""
+    allowed = set(RUN_FILES) | {FUSION_FILE}
+    try:
+        return all(p.is_file() and not p.is_symlink() and (p.name in allowed or p.name.endswith(".tmp"))
+                   for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _is_stale(folder: Path, max_age: float) -> bool:
+    match = _PARTIAL_OWNER.search(folder.name)
+    if match and match["host"] == _host() and not _pid_alive(int(match["pid"])):
+        return True
+    try:
+        newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+    except OSError:
+        return False
+    return time.time() - newest > max_age
+
+
+def remove_stale_partials(folder, *, max_age: float = STALE_SECONDS) -> list:
+    """Remove the hidden ``.NAME.*.partial`` folders of saves that were killed (SIGKILL, power
+    loss) in ``folder``: those whose process on this machine is gone, or unchanged for
+    ``max_age`` seconds. A folder holding anything :func:`save_run` does not write is kept.
+    Returns the folders removed; never raises. Explained in the chapter "Beyond the reports".
+    """
+    removed = []
+    try:
+        candidates = [p for p in Path(folder).iterdir()
+                      if p.name.startswith(".") and p.name.endswith(".partial") and p.is_dir()
+                      and not p.is_symlink()]
+    except OSError:
+        return removed
+    for partial in candidates:
+        if _is_stale(partial, max_age) and _is_partial_run(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+            if not partial.exists():
+                removed.append(partial)
+    return removed
 
 
 def _read_json(path: Path, what: str):
@@ -232,8 +353,12 @@ def _read_json(path: Path, what: str):
 def load_run(run_dir, *, compile: bool = False) -> Run:
     """Load a run folder written by :func:`serlib.training.train`.
 
-    Raises :class:`~serlib.errors.SerlibError` (one line) when the folder is missing or is
-    not a run. Explained in the chapter "Beyond the reports".
+    Raises :class:`~serlib.errors.SerlibError` (one line naming the file) when the folder is
+    missing or is not a run, when a file does not match the SHA-256 that ``run.json``
+    records, when an array file holds pickled objects or the model holds Python code, or
+    when ``labels`` does not match the model's number of classes. Warns once
+    (:class:`RunWarning`) for a run written by another serlib or Keras major.minor version.
+    Explained in the chapter "Beyond the reports".
     """
     path = Path(run_dir).expanduser()
     if not path.exists():
@@ -244,10 +369,18 @@ def load_run(run_dir, *, compile: bool = False) -> Run:
         missing = [name for name in (INFO_FILE, MODEL_FILE) if not (path / name).is_file()]
         raise SerlibError(f"{path}: not a serlib run folder (missing {', '.join(missing)}); "
                           "pass the --out folder of `serlib train`")
+    remove_stale_partials(path.parent)
     info = _read_json(path / INFO_FILE, "description")
     if not isinstance(info, dict) or "labels" not in info or "feature_spec" not in info:
         raise SerlibError(f"{path / INFO_FILE}: not a serlib run description (no labels/feature_spec); "
                           "pass the --out folder of `serlib train`")
+    labels = info["labels"]
+    if (not isinstance(labels, list) or not labels or not all(isinstance(label, str) for label in labels)
+            or len(set(labels)) != len(labels)):
+        raise SerlibError(f"{path / INFO_FILE}: labels must be a list of distinct names, not {str(labels)[:80]}; "
+                          "the run folder is damaged, retrain it")
+    verify_checksums(path, info)
+    check_versions(path, info)
     try:
         spec = FeatureSpec.from_dict(info["feature_spec"])
     except (TypeError, ValueError) as error:
@@ -259,12 +392,130 @@ def load_run(run_dir, *, compile: bool = False) -> Run:
     if info.get("functionals_fusion"):
         from . import fusion
 
-        if not (path / fusion.FILE).is_file():
+        if not (path / FUSION_FILE).is_file():
             raise SerlibError(f"{path}: the run fuses its network with a regression on clip functionals but "
-                              f"{fusion.FILE} is missing; the run folder is damaged, retrain it")
-        fused = fusion.load(path / fusion.FILE)
-    return Run(dir=path, model=model, history=history, metrics=metrics, labels=list(info["labels"]),
+                              f"{FUSION_FILE} is missing; the run folder is damaged, retrain it")
+        check_arrays(path / FUSION_FILE)
+        fused = fusion.load(path / FUSION_FILE)
+    _check_classes(path, labels, model, fused)
+    return Run(dir=path, model=model, history=history, metrics=metrics, labels=list(labels),
                spec=spec, normalization=info.get("normalization"), info=info, fusion=fused)
+
+
+def verify_checksums(path, info: dict) -> bool:
+    """Check every file ``info["sha256"]`` lists against its SHA-256; False for a run saved
+    before checksums were recorded. A missing or changed file is a one-line
+    :class:`~serlib.errors.SerlibError` naming it. Explained in the chapter "Beyond the reports".
+    """
+    path = Path(path)
+    sums = info.get("sha256")
+    if sums is None:
+        return False
+    if not isinstance(sums, dict) or MODEL_FILE not in sums:
+        raise SerlibError(f"{path / INFO_FILE}: its sha256 record is not a file -> checksum table with "
+                          f"{MODEL_FILE}; the run folder is damaged, retrain it")
+    for name, digest in sums.items():
+        if name in ("", ".", "..", INFO_FILE) or Path(name).name != name or "\\" in name:
+            raise SerlibError(f"{path / INFO_FILE}: lists a checksum for {name[:80]!r}, which is not a file of "
+                              "the run folder; the run folder is damaged, retrain it")
+        target = path / name
+        if not target.is_file():
+            raise SerlibError(f"{target}: run.json records its checksum but the file is missing; "
+                              "restore it or retrain the run")
+        if file_sha256(target) != str(digest).lower():
+            raise SerlibError(f"{target}: its SHA-256 does not match the one run.json records (changed or "
+                              "damaged since the run was saved); restore the file or retrain the run")
+    return True
+
+
+def _major_minor(version) -> tuple | None:
+    match = re.match(r"\s*(\d+)\.(\d+)", str(version or ""))
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def check_versions(path, info: dict) -> str | None:
+    """Warn once per run folder (:class:`RunWarning`, one line naming it) when the serlib or
+    Keras major.minor version that saved the run differs from this one, or when the run
+    records no versions at all (it still loads). Returns the message, or None.
+    Explained in the chapter "Beyond the reports".
+    """
+    record = info.get("versions") if isinstance(info.get("versions"), dict) else {}
+    saved = {"serlib": record.get("serlib") or info.get("serlib_version"),
+             "keras": record.get("keras") or info.get("keras_version")}
+    if not any(saved.values()):
+        message = (f"{path}: the run records no serlib/Keras versions (saved by an older serlib); "
+                   "it is loaded as is, retrain it if its predictions look wrong")
+    else:
+        current = versions()
+        if all(_major_minor(saved[k]) == _major_minor(current[k]) for k in saved):
+            return None
+        message = (f"{path}: saved by serlib {saved['serlib'] or '?'} with Keras {saved['keras'] or '?'}, this "
+                   f"is serlib {current['serlib']} with Keras {current['keras']}; it may load or predict "
+                   "differently, retrain it with this version if results look wrong")
+    key = str(Path(path).resolve())
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, RunWarning, stacklevel=3)
+    return message
+
+
+def check_arrays(path) -> None:
+    """Read every array of an ``.npz``/``.npy`` file with ``allow_pickle=False``; a file that
+    holds pickled Python objects (or is not a NumPy file) is a one-line
+    :class:`~serlib.errors.SerlibError` naming it, never unpickled. Explained in the chapter
+    "Beyond the reports".
+    """
+    import zipfile
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                for key in loaded.files:
+                    loaded[key]
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise SerlibError(f"{path}: holds pickled Python objects (or is not a NumPy file), which serlib never "
+                              "loads since they can run code; delete it and retrain the run") from None
+        raise SerlibError(f"{path}: cannot read its arrays ({_first_line(error)}); the run folder is damaged, "
+                          "retrain it") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise SerlibError(f"{path}: cannot read its arrays ({_first_line(error)}); the run folder is damaged, "
+                          "retrain it") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def _output_classes(model) -> int | None:
+    """Classes the model scores: its last output size (a one-unit sigmoid scores two)."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, list):
+        shape = shape[0]
+    size = shape[-1] if shape else None
+    if size is None:
+        return None
+    return 2 if int(size) == 1 else int(size)
+
+
+def _check_classes(path: Path, labels: list, model, fused: dict | None) -> None:
+    n_model = _output_classes(model)
+    if n_model is not None and n_model != len(labels):
+        raise SerlibError(f"{path}: run.json lists {len(labels)} labels but the model outputs {n_model} classes; "
+                          "the run folder is damaged or mixes two runs, retrain it")
+    if fused is not None:
+        sizes = {np.shape(fused["coef"])[0], np.size(fused["intercept"])}
+        if "prior" in fused:
+            sizes.add(np.size(fused["prior"]))
+        if sizes != {len(labels)}:
+            raise SerlibError(f"{path}: run.json lists {len(labels)} labels but its functionals regression "
+                              f"({FUSION_FILE}) has {', '.join(map(str, sorted(sizes)))} classes; the run folder "
+                              "is damaged or mixes two runs, retrain it")
 
 
 def _load_keras_model(path: Path, *, compile: bool):
@@ -276,8 +527,11 @@ def _load_keras_model(path: Path, *, compile: bool):
     except ImportError:
         pass
     try:
-        return keras.models.load_model(path, compile=compile)
+        return keras.models.load_model(path, compile=compile, safe_mode=True)   # never runs code from the file
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SerlibError(f"{path}: cannot load the model ({reason[:200]}); retrain the run "
+        reason = _first_line(error) if str(error).strip() else type(error).__name__
+        if "safe_mode" in reason or "unsafe" in reason.lower() or "lambda" in reason.lower():
+            raise SerlibError(f"{path}: the model holds Python code (e.g. a Lambda layer), which serlib never runs; "
+                              "delete the run and retrain it with serlib") from None
+        raise SerlibError(f"{path}: cannot load the model ({reason}); retrain the run "
                           "with this serlib version") from None
