@@ -5,7 +5,8 @@
 ``SERLIB_CACHE_DIR``          where downloads and the feature cache go
                               (default ``~/.cache/serlib``)
 ``SERLIB_QUICK``              ``1`` shrinks data and epochs so every chapter runs in minutes
-``SERLIB_N_JOBS``             worker processes for feature extraction (default: all cores)
+``SERLIB_N_JOBS``             worker processes for feature extraction, a positive whole
+                              number (default: all cores)
 ``SERLIB_ENCODER_WEIGHTS``    the voice encoder's ``pretrained.pt`` (default: fetched once
                               into the cache, :mod:`serlib.voice_encoder`)
 ============================  ==========================================================
@@ -19,7 +20,10 @@ used (see its ``FeatureSpec``). Explained in the chapter "Features and augmentat
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+from .errors import SerlibError
 
 DEFAULT_SR = 16_000
 
@@ -36,11 +40,62 @@ def quick_mode() -> bool:
 
 
 def cache_dir() -> Path:
-    """Root of serlib's on-disk cache (downloads, features); created on demand."""
+    """Root of serlib's on-disk cache (downloads, features); created on demand.
+
+    Never raises: a root that cannot be created (read-only, or below a regular file) is
+    returned as it is. Code that writes there asks :func:`cache_subdir`, which warns once
+    and answers None for such a root. Explained in the chapter "Features and augmentation".
+    """
     root = os.environ.get("SERLIB_CACHE_DIR")
     path = Path(root).expanduser() if root else Path.home() / ".cache" / "serlib"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     return path
+
+
+_WARNED: set = set()
+
+
+def warn_once(key, line: str) -> None:
+    """Print ``serlib: warning: <line>`` on stderr, once per process for each ``key``.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    print(f"serlib: warning: {line}", file=sys.stderr, flush=True)
+
+
+def warn_unwritable_cache(folder, error: OSError | str) -> None:
+    """The one warning line (once per process and cache root) for a cache serlib cannot write.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    reason = error if isinstance(error, str) else (error.strerror or str(error))
+    warn_once(("unwritable cache", str(cache_dir())),
+              f"{folder}: cannot write serlib's cache there ({reason}); carrying on without caching "
+              "(features computed in memory); make the folder writable or set SERLIB_CACHE_DIR "
+              "to one you can write to")
+
+
+def cache_subdir(name: str) -> Path | None:
+    """``cache_dir()/name``, created, if serlib can write there; else None after one warning line.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    folder = cache_dir() / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        warn_unwritable_cache(folder if cache_dir().is_dir() else cache_dir(), error)
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        warn_unwritable_cache(folder, "permission denied")
+        return None
+    return folder
 
 
 def env_path(variable: str, *, folder: bool, error, hint: str) -> Path | None:
@@ -59,10 +114,22 @@ def env_path(variable: str, *, folder: bool, error, hint: str) -> Path | None:
 
 
 def n_jobs() -> int:
-    """Worker processes for corpus-wide work: ``SERLIB_N_JOBS`` or every core."""
-    env = os.environ.get("SERLIB_N_JOBS")
+    """Worker processes for corpus-wide work: ``SERLIB_N_JOBS`` or every core.
+
+    Raises :class:`~serlib.errors.SerlibError` (one line naming the variable) when
+    ``SERLIB_N_JOBS`` is set to anything but a positive whole number. Explained in the
+    chapter "Features and augmentation".
+    """
+    env = os.environ.get("SERLIB_N_JOBS", "").strip()
     if env:
-        return max(1, int(env))
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise SerlibError(f"SERLIB_N_JOBS={os.environ['SERLIB_N_JOBS']!r}: not a positive whole number; "
+                              "set it to the number of worker processes (e.g. 4) or unset it to use every core")
+        return value
     return max(1, os.cpu_count() or 1)
 
 

@@ -3,8 +3,10 @@
 Layout under ``cache_dir()/features/``::
 
     content-index.json            path -> [size, mtime_ns, content hash]: a file whose size
-                                  and modification time are unchanged is not re-read
-    <spec.key()>/meta.json        the spec and the extraction algorithm version
+                                  and modification time are unchanged is not re-read; the
+                                  entries carry a BLAKE2b-256 checksum
+    <spec.key()>/meta.json        the spec, the extraction algorithm version and the
+                                  cache format version
     <spec.key()>/<hash>.npy       one clip's features; <hash> = BLAKE2b-128 of the file's bytes
     <spec.key()>/corpus-<h>.npy   one call's stacked array; <h> hashes the ordered clip hashes
 
@@ -15,9 +17,16 @@ is computed once.
 Every file is written to a temporary name in the same folder and renamed into place with
 :func:`os.replace`, which is atomic: a run killed mid-write leaves at most a stray
 ``.*.tmp`` file (ignored, and deleted once it is old), never a half-written entry under a
-real name. Entries are still validated on read (shape, dtype, finite values); a truncated
-or corrupt one is recomputed, not trusted. Entries written by an older extraction
-algorithm (``ALGORITHM_VERSION``) are dropped.
+real name. Every ``.npy`` carries a checksum: after the array comes a trailer,
+``serlib-blake2b-256:`` and the BLAKE2b-256 digest of everything before it (a plain
+``np.load`` ignores it). On load the digest is checked before the array is decoded, then
+shape, dtype and finite values; an entry that fails (truncated, damaged or overwritten)
+is deleted with one warning line naming it and recomputed, never used. Entries written
+by an older extraction algorithm (``ALGORITHM_VERSION``) or cache format
+(``CACHE_FORMAT``) are dropped.
+
+A cache folder serlib cannot write to (read-only, or ``SERLIB_CACHE_DIR`` below a
+regular file) is warned about once; features are then computed in memory, uncached.
 
 A warm call costs one ``stat`` per file, one small JSON read and one array load.
 Explained in the chapter "Features and augmentation".
@@ -25,6 +34,8 @@ Explained in the chapter "Features and augmentation".
 from __future__ import annotations
 
 import hashlib
+import hmac
+import io
 import json
 import math
 import os
@@ -37,11 +48,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cache_dir
+from .config import cache_dir, cache_subdir, warn_once, warn_unwritable_cache
 from .config import n_jobs as default_n_jobs
 from .errors import AudioError, SerlibError
 
 INDEX_NAME = "content-index.json"
+#: Version of the on-disk layout; entries of another format are dropped. 2: checksummed.
+CACHE_FORMAT = 2
+#: Ends every stored array: this tag and the BLAKE2b-256 digest of the bytes before it.
+TRAILER_TAG = b"serlib-blake2b-256:"
+_DIGEST_BYTES = 32
+#: Bytes an ``.npy`` header may take beyond its array data (larger files are not read).
+_HEADER_MAX = 4096
 #: Calls with at least this many clips also store one consolidated array.
 CORPUS_MIN_CLIPS = 16
 #: Consolidated arrays kept per spec (least recently used are deleted first).
@@ -56,12 +74,15 @@ CHUNK_MAX = 16
 
 
 def features_root() -> Path:
-    """``cache_dir()/features``, created on demand.
+    """``cache_dir()/features``, created on demand when the cache can be written.
 
     Explained in the chapter "Features and augmentation".
     """
     root = cache_dir() / "features"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass       # extract_corpus_cached warns (once) and works without the cache
     return root
 
 
@@ -92,32 +113,62 @@ def atomic_write(target: Path, write) -> None:
         raise
 
 
+def _checksum(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=_DIGEST_BYTES).digest()
+
+
 def save_array(target: Path, array: np.ndarray) -> bool:
-    """Atomically store ``array`` as ``.npy``; False (with a warning) when the disk refuses.
+    """Atomically store ``array`` as ``.npy`` followed by its checksum trailer; False (with
+    one warning line per process) when the disk refuses.
 
     Explained in the chapter "Features and augmentation".
     """
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    payload = buffer.getvalue()
     try:
-        atomic_write(target, lambda fh: np.save(fh, array, allow_pickle=False))
+        atomic_write(target, lambda fh: fh.write(payload + TRAILER_TAG + _checksum(payload)))
         return True
     except OSError as error:
-        warnings.warn(f"{target.parent}: could not write the feature cache ({error.strerror or error}); "
-                      "continuing without caching", RuntimeWarning, stacklevel=3)
+        warn_unwritable_cache(target.parent, error)
         return False
 
 
 def load_array(path: Path, shape: tuple) -> np.ndarray | None:
-    """The array stored at ``path`` if it is a complete float32 array of ``shape``, else None.
+    """The array stored at ``path`` by :func:`save_array` if its checksum matches and it is
+    a finite float32 array of ``shape``; else None (with one warning line naming the file
+    when the file exists but fails).
 
-    Explained in the chapter "Features and augmentation".
+    Files larger than such an array can be are not read. Explained in the chapter
+    "Features and augmentation".
     """
+    trailer = len(TRAILER_TAG) + _DIGEST_BYTES
+    limit = 4 * math.prod(shape) + _HEADER_MAX + trailer
     try:
-        array = np.load(path, allow_pickle=False)
+        if os.path.getsize(path) > limit:
+            return _rejected(path, "is larger than its array can be")
+        with open(path, "rb") as fh:
+            blob = fh.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return _rejected(path, f"cannot be read ({error.strerror or error})")
+    payload, tag, digest = blob[:-trailer], blob[-trailer:-_DIGEST_BYTES], blob[-_DIGEST_BYTES:]
+    if len(blob) < trailer or tag != TRAILER_TAG or not hmac.compare_digest(digest, _checksum(payload)):
+        return _rejected(path, "fails its checksum (changed or damaged since serlib wrote it)")
+    try:
+        array = np.load(io.BytesIO(payload), allow_pickle=False)
     except (OSError, ValueError, EOFError):
-        return None
+        return _rejected(path, "is not a readable array")
     if array.dtype != np.float32 or tuple(array.shape) != tuple(shape) or not np.all(np.isfinite(array)):
-        return None
+        return _rejected(path, f"holds a {array.dtype} array of shape {array.shape}, not float32 {tuple(shape)}")
     return array
+
+
+def _rejected(path: Path, reason: str) -> None:
+    warn_once(("cache entry", str(path)), f"{path}: feature cache entry {reason}; "
+              "deleted it, the features are recomputed")
+    return None
 
 
 def _file_error(path, error: OSError) -> AudioError:
@@ -145,11 +196,25 @@ class ContentIndex:
         self.changed: dict[str, list] = {}
 
     def _read(self) -> dict:
+        """The stored entries, or {} when there are none or they fail their checksum."""
         try:
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+            return {}                    # none yet, or an older serlib's: files are hashed again
+        entries = data.get("entries")
+        if not isinstance(entries, dict) or not hmac.compare_digest(str(data.get("blake2b")),
+                                                                    self._checksum(entries)):
+            warn_once(("cache entry", str(self.file)), f"{self.file}: feature cache index fails its "
+                      "checksum (changed or damaged since serlib wrote it); ignoring it, files are hashed again")
+            return {}
+        return entries
+
+    @staticmethod
+    def _checksum(entries: dict) -> str:
+        blob = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.blake2b(blob, digest_size=_DIGEST_BYTES).hexdigest()
 
     def lookup(self, path) -> str:
         key = os.path.abspath(path)
@@ -175,7 +240,8 @@ class ContentIndex:
             return
         merged = self._read()  # keep what other processes added meanwhile
         merged.update(self.changed)
-        blob = json.dumps(merged, separators=(",", ":")).encode()
+        blob = json.dumps({"format": CACHE_FORMAT, "blake2b": self._checksum(merged), "entries": merged},
+                          separators=(",", ":")).encode()
         try:
             atomic_write(self.file, lambda fh: fh.write(blob))
         except OSError:
@@ -195,22 +261,24 @@ class FeatureStore:
         self.spec = spec
         self.shape = tuple(spec.shape)
         self.dir = (root or features_root()) / spec.key()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)   # OSError: the caller goes on without a cache
         self._check_meta(ALGORITHM_VERSION)
         self._remove_stale_tmp()
 
     def _check_meta(self, version: int) -> None:
         meta = self.dir / "meta.json"
         try:
-            stored = json.loads(meta.read_text()).get("version")
+            stored = json.loads(meta.read_text())
+            stored = (stored.get("version"), stored.get("format"))
         except (OSError, ValueError, AttributeError):
             stored = None
-        if stored == version:
+        if stored == (version, CACHE_FORMAT):
             return
-        if stored is not None:  # written by another algorithm version: drop it all
-            for path in self.dir.glob("*.npy"):
-                path.unlink(missing_ok=True)
-        blob = json.dumps({"version": version, "spec": self.spec.to_dict()}, indent=1).encode()
+        # written by another algorithm version or cache format (or meta.json is gone): drop it all
+        for path in self.dir.glob("*.npy"):
+            path.unlink(missing_ok=True)
+        blob = json.dumps({"version": version, "format": CACHE_FORMAT, "spec": self.spec.to_dict()},
+                          indent=1).encode()
         try:
             atomic_write(meta, lambda fh: fh.write(blob))
         except OSError:
@@ -230,11 +298,9 @@ class FeatureStore:
 
     def get(self, digest: str) -> np.ndarray | None:
         path = self.entry_path(digest)
-        if not path.exists():
-            return None
         array = load_array(path, self.shape)
-        if array is None:  # truncated or corrupt: forget it, it will be recomputed
-            path.unlink(missing_ok=True)
+        if array is None:  # missing, truncated, damaged or overwritten: it will be recomputed
+            _unlink(path)
         return array
 
     def put(self, digest: str, array: np.ndarray) -> bool:
@@ -246,11 +312,9 @@ class FeatureStore:
 
     def get_corpus(self, digests) -> np.ndarray | None:
         path = self.corpus_path(digests)
-        if not path.exists():
-            return None
         array = load_array(path, (len(digests), *self.shape))
         if array is None:
-            path.unlink(missing_ok=True)
+            _unlink(path)
             return None
         try:
             os.utime(path)  # most recently used
@@ -265,6 +329,13 @@ class FeatureStore:
             corpora = sorted(self.dir.glob("corpus-*.npy"), key=lambda p: p.stat().st_mtime, reverse=True)
             for old in corpora[CORPUS_KEEP:]:
                 old.unlink(missing_ok=True)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass          # a folder we may read but not write: the entry is simply not used
 
 
 def clear_cache(spec=None) -> int:
@@ -462,6 +533,19 @@ def _as_paths(paths) -> list:
 LAST_RUN: dict = {}
 
 
+def _open_store(spec) -> FeatureStore | None:
+    """The spec's :class:`FeatureStore`, or None (after one warning line) when the cache
+    cannot be written: the features are then computed in memory."""
+    root = cache_subdir("features")
+    if root is None:
+        return None
+    try:
+        return FeatureStore(spec, root)
+    except OSError as error:
+        warn_unwritable_cache(root / spec.key(), error)
+        return None
+
+
 def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True, errors="raise",
                           return_kept=False):
     """The implementation of :func:`serlib.features.extract_corpus` (see its docstring).
@@ -489,8 +573,10 @@ def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True
         return digests[i] if cache else i
 
     if cache:
-        store = FeatureStore(spec)
-        index = ContentIndex()
+        store = _open_store(spec)
+        cache = store is not None
+    if cache:
+        index = ContentIndex(store.dir.parent)
         try:
             for i, path in enumerate(paths):
                 try:

@@ -773,7 +773,7 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
     ``record["source_paths"]`` names the clip each copy came from. Explained in the
     chapter "Features and augmentation".
     """
-    from .config import cache_dir
+    from .config import cache_subdir
     from .features import extract
 
     settings = settings or augment_settings(True)
@@ -782,10 +782,9 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
     key_blob = json.dumps({"paths": train_paths, "stamps": stamps, "spec": prep.spec.to_dict(), "seed": int(seed),
                            "settings": settings, "labels": prep.y[split.train].tolist()}, sort_keys=True)
     key = hashlib.sha1(key_blob.encode()).hexdigest()[:20]
-    folder = cache_dir() / "augmented"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{prep.model_name}-{key}.npz"
-    if target.is_file():
+    folder = cache_subdir("augmented")      # None: the cache cannot be written (warned once)
+    target = folder / f"{prep.model_name}-{key}.npz" if folder is not None else None
+    if target is not None and target.is_file():
         try:
             with np.load(target) as stored:
                 X_aug, y_aug, src = stored["X"], stored["y"], stored["source"]
@@ -804,14 +803,15 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
     X_aug = np.stack([np.asarray(extract(np.asarray(w, dtype=np.float32), prep.spec), dtype=np.float32)
                       for w in new_waves])
     y_aug = np.asarray(new_labels, dtype=np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp.npz", dir=folder)
-    os.close(fd)
-    try:
-        np.savez(tmp, X=X_aug, y=y_aug, source=np.asarray(source, dtype=np.int64))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if target is not None:
+        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp.npz", dir=folder)
+        os.close(fd)
+        try:
+            np.savez(tmp, X=X_aug, y=y_aug, source=np.asarray(source, dtype=np.int64))
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return X_aug, y_aug, {**settings, "cached": False, "n": int(len(y_aug)),
                           "source_paths": [train_paths[i] for i in source]}
 
