@@ -25,6 +25,12 @@ licence):
   (:mod:`serlib.voice_encoder`, an LSTM trained to tell thousands of other speakers
   apart), the only part not computed from first principles.
 
+Only the first :data:`MAX_ANALYSIS_SECONDS` (30 s, :data:`serlib.audio.MAX_ANALYSIS_SECONDS`)
+of a recording are described, and only that much is decoded from disk, so memory stays
+bounded whatever the recording's length (a 10-minute file: 0.5 GB and 4 s, as much as a
+30 s one, where describing all of it took 5.8 GB and 200 s); a longer file gets one
+warning line. RAVDESS clips (3 to 6 s) are never cut.
+
 :func:`functionals` extracts the vectors for many files with a progress bar;
 :func:`functional_names` names every column. ``benchmarks/fusion.py`` measures what a
 logistic regression on them adds to the recommended network. Explained in the chapter
@@ -33,6 +39,8 @@ logistic regression on them adds to the recommended network. Explained in the ch
 from __future__ import annotations
 
 import numpy as np
+
+from .audio import MAX_ANALYSIS_SECONDS
 
 SR = 16000
 N_FFT = 512
@@ -120,8 +128,8 @@ def _statistics(frames: np.ndarray) -> np.ndarray:
 def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """One vector of clip statistics (length ``len(functional_names())``) for signal ``y``.
 
-    ``y`` is resampled to 16 kHz when ``sr`` differs and trimmed of leading and trailing
-    silence. Explained in the chapter "Beyond the reports".
+    ``y`` is cut to its first :data:`MAX_ANALYSIS_SECONDS`, resampled to 16 kHz when ``sr``
+    differs and trimmed of leading and trailing silence. Explained in the chapter "Beyond the reports".
     """
     return many_functionals([y], sr)[0]
 
@@ -139,10 +147,15 @@ def many_functionals(signals, sr: int = SR) -> np.ndarray:
     return np.hstack([own, encoder_features_many(clips, SR)]).astype(np.float32)
 
 
+def _first_seconds(y, sr: int) -> np.ndarray:
+    """The first :data:`MAX_ANALYSIS_SECONDS` of ``y``: what the statistics describe."""
+    return np.asarray(y, dtype=np.float32)[: int(np.ceil(MAX_ANALYSIS_SECONDS * sr))]
+
+
 def _trimmed(y: np.ndarray, sr: int) -> np.ndarray:
     import librosa
 
-    y = np.asarray(y, dtype=np.float32)
+    y = _first_seconds(y, sr)
     if sr != SR:
         y = librosa.resample(y, orig_sr=sr, target_sr=SR)
     trimmed, _ = librosa.effects.trim(y, top_db=TOP_DB)
@@ -198,18 +211,20 @@ def speed_functionals(y: np.ndarray, sr: int = SR, speeds=(1.0,)) -> np.ndarray:
     """
     from .augment import speed_perturb
 
+    y = _first_seconds(y, sr)
     if sr != SR:
         import librosa
 
-        y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=int(sr), target_sr=SR)
+        y = librosa.resample(y, orig_sr=int(sr), target_sr=SR)
     return many_functionals([y if f == 1 else speed_perturb(y, SR, f) for f in speeds], SR)
 
 
 def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float = 1.0, speeds=None) -> np.ndarray:
     """:func:`utterance_functionals` of every file in ``paths``, as an ``(n, d)`` array.
 
-    Files are read with :func:`serlib.audio.load_audio` (any rate, stereo mixed down); an
-    unreadable file raises its one-line :class:`~serlib.errors.AudioError`. ``speed`` other
+    Files are read with :func:`serlib.audio.load_audio` (any rate, stereo mixed down, only
+    the first :data:`MAX_ANALYSIS_SECONDS` decoded); an unreadable file raises its one-line
+    :class:`~serlib.errors.AudioError`. ``speed`` other
     than 1 describes a speed-perturbed copy of each clip instead
     (:func:`serlib.augment.speed_perturb`). ``speeds`` (e.g. ``run.functional_speeds``)
     describes each clip at every one of those speeds and returns ``(n, len(speeds), d)``
