@@ -43,14 +43,14 @@ def _cmd_index(args) -> int:
             raise SerlibError(f"{out.parent}: no such folder for the CSV; create it first")
         if out.is_dir():
             raise SerlibError(f"{out}: is a folder; give a file name for the CSV, e.g. {out / 'index.csv'}")
-        tmp = out.with_name(f".{out.name}.tmp")
-        try:
-            df.to_csv(tmp, index=False)
-            tmp.replace(out)
+        from .feature_cache import atomic_write
+
+        blob = df.to_csv(index=False).encode()
+        try:   # a temporary name unique to this process, renamed into place: concurrent runs never collide
+            atomic_write(out, lambda fh: fh.write(blob))
         except OSError as error:
-            tmp.unlink(missing_ok=True)
             raise SerlibError(f"{out}: cannot write the CSV ({error.strerror or error}); "
-                              "check the folder is writable") from None
+                              "check the folder is writable and has free space") from None
         print(f"\nwrote {len(df)} rows to {out}")
     return 0
 
