@@ -126,16 +126,11 @@ def test_a_good_n_jobs_is_used(monkeypatch):
 
 
 def test_cli_train_and_evaluate_with_an_unwritable_cache(standin_dir, tmp_path, monkeypatch, capsys):
-    data = tmp_path / "data"
-    for clip in sorted(standin_dir.rglob("*.wav")):
-        if clip.name.split("-")[6].startswith(("01", "02", "03", "04")) and clip.name.split("-")[4] == "01":
-            (data / clip.parent.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(clip, data / clip.parent.name / clip.name)
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("SERLIB_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
-    run = tmp_path / "run"
-    assert cli.main(["train", "das2019_model_b", "--data", str(data), "--out", str(run), "--epochs", "1",
-                     "--augment", "--no-song"]) == 0
+    _RUNS.clear()
+    run = _tiny_run(standin_dir, tmp_path)
+    data = _RUNS["data"]
     assert len(_warnings(capsys.readouterr().err)) == 1                 # features and augmented copies: once
     config._WARNED.clear()
     assert cli.main(["evaluate", str(run), "--data", str(data), "--json"]) == 0
@@ -147,6 +142,55 @@ def test_cli_train_and_evaluate_with_an_unwritable_cache(standin_dir, tmp_path, 
     assert cli.main(["evaluate", str(run), "--data", str(data)]) == 2
     (err,) = capsys.readouterr().err.strip().splitlines()
     assert err.startswith("serlib evaluate: SERLIB_N_JOBS='abc':")
+
+
+def test_the_standin_corpus_in_an_unwritable_cache_is_one_line_naming_it(tmp_path, monkeypatch):
+    from serlib.datasets import corpus
+    from serlib.errors import DataError
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("SERLIB_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    monkeypatch.delenv("SERLIB_DATA_DIR", raising=False)
+    monkeypatch.setattr(corpus, "shared_data_root", lambda: None)
+    with pytest.raises(DataError) as info:
+        corpus.load_corpus(verbose=False)
+    assert str(info.value).startswith(f"{tmp_path / 'a-file' / 'cache'}: ") and "\n" not in str(info.value)
+
+
+def test_predict_names_the_encoder_cache_once_not_each_audio_file(tmp_path, monkeypatch, standin_dir):
+    """Case 9: a fused run whose encoder weights cannot be kept fails once, naming the cache."""
+    from serlib import predict, voice_encoder
+
+    run = predict._as_run(_tiny_run(standin_dir, tmp_path))
+    run.fusion = {"stand-in": True}                                     # as a fused run has
+    message = f"{tmp_path / 'cache' / 'voice_encoder'}: cannot keep the voice encoder's weights there"
+
+    def unwritable(path=None):
+        raise SerlibError(message)
+
+    monkeypatch.setattr(voice_encoder, "load_encoder", unwritable)
+    clips = sorted(standin_dir.rglob("*.wav"))[:2]
+    with pytest.raises(SerlibError) as info:
+        predict.predict_paths(run, clips)
+    assert str(info.value) == message
+
+
+_RUNS: dict = {}
+
+
+def _tiny_run(standin_dir, tmp_path) -> Path:
+    """A one-epoch das2019_model_b run on stand-in clips (trained once per session)."""
+    if "run" not in _RUNS:
+        data = tmp_path / "data"
+        for clip in sorted(standin_dir.rglob("*.wav")):
+            if clip.name.split("-")[4] == "01":
+                (data / clip.parent.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(clip, data / clip.parent.name / clip.name)
+        run = tmp_path / "run"
+        assert cli.main(["train", "das2019_model_b", "--data", str(data), "--out", str(run), "--epochs", "1",
+                         "--augment", "--no-song"]) == 0
+        _RUNS.update(run=run, data=data)
+    return _RUNS["run"]
 
 
 # ------------------------------------------------------------------ case 5: poisoned cache files
