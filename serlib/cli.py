@@ -115,7 +115,10 @@ class _OneLineWarnings:
     def __enter__(self):
         import warnings
 
+        from .runs import RunWarning
+
         self._catch.__enter__()
+        warnings.filterwarnings("always", category=RunWarning)   # shown, even under -W error (once per run)
         warnings.showwarning = self._show
         return self
 

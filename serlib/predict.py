@@ -11,13 +11,30 @@ short one is padded with silence: cut long recordings into utterances first. A r
 fuses its network with a regression on clip functionals (:mod:`serlib.fusion`) also
 computes :mod:`serlib.functionals` of the whole recording at 16 kHz.
 
-File names need not be RAVDESS names. A file that cannot be read gets
-``{"path", "error"}`` (one line) and the others are still predicted. The model is loaded
-once. Explained in the chapter "Beyond the reports".
+File names need not be RAVDESS names. The model is loaded once. Every result has a
+``status``:
+
+``"ok"``
+    ``{"path", "status": "ok", "label", "probabilities": {label: p}}``.
+``"no speech found"``
+    ``{"path", "status": "no speech found", "label": None, "probabilities": None, "reason"}``:
+    the recording is digital silence (e.g. a stereo file whose channels cancel), near-silent
+    (its 64 ms frames in the speech band 150-4000 Hz exceed -70 dBFS for less than 0.15 s in all) or has
+    its sound only outside that band (hum, a DC offset, ultrasound). No emotion is guessed
+    for it. This is an energy test: it does not tell speech from other loud sounds.
+``"error"``
+    ``{"path", "status": "error", "error"}``: the file cannot be read (one line); the others
+    are still predicted.
+
+A result may also carry ``"warning"`` (one line), e.g. for a truncated file (shorter than
+its header declares), which is predicted on what is there. Explained in the chapter
+"Beyond the reports".
 """
 from __future__ import annotations
 
+import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +43,15 @@ from .errors import AudioError, SerlibError
 from .runs import Run, load_run
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: Result statuses (see the module docstring).
+OK, NO_SPEECH, ERROR = "ok", "no speech found", "error"
+#: The energy test of :func:`no_speech_reason`: speech band (Hz), level (dBFS) a frame must
+#: exceed in it, and for how long (seconds) in all. The quietest RAVDESS clip reaches -57 dBFS.
+SPEECH_BAND = (150.0, 4000.0)
+SPEECH_DBFS = -70.0
+MIN_SPEECH_SECONDS = 0.15
+_FRAME_SECONDS = 0.064
 
 #: Suffixes collected when a folder is given (a file given by name is always tried).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif",
@@ -68,15 +94,135 @@ def _error_line(error: Exception) -> str:
 
 def _result(run: Run, path: str, proba: np.ndarray) -> dict:
     probabilities = {label: float(p) for label, p in zip(run.labels, proba)}
-    return {"path": path, "label": run.labels[int(np.argmax(proba))], "probabilities": probabilities}
+    return {"path": path, "status": OK, "label": run.labels[int(np.argmax(proba))],
+            "probabilities": probabilities}
+
+
+def _no_speech(path: str, reason: str) -> dict:
+    return {"path": path, "status": NO_SPEECH, "label": None, "probabilities": None, "reason": reason}
+
+
+def _error(path: str, error: str) -> dict:
+    return {"path": path, "status": ERROR, "error": error}
+
+
+def speech_band_levels(y: np.ndarray, sr: int) -> np.ndarray:
+    """Level (dBFS, a full-scale sine at -3) of each 64 ms frame of ``y`` within
+    :data:`SPEECH_BAND`, each frame's mean removed and Hann-windowed. Memory stays bounded
+    (2,048 frames at a time). Explained in the chapter "Beyond the reports".
+    """
+    n = max(16, int(round(_FRAME_SECONDS * sr)))
+    y = np.asarray(y, dtype=np.float32)
+    if len(y) < n:
+        y = np.pad(y, (0, n - len(y)))
+    count = len(y) // n
+    window = np.hanning(n).astype(np.float32)
+    freqs = np.fft.rfftfreq(n, 1.0 / sr)
+    band = (freqs >= SPEECH_BAND[0]) & (freqs <= min(SPEECH_BAND[1], sr / 2))
+    scale = 2.0 / (n * float(np.sum(window.astype(np.float64) ** 2)))
+    levels = []
+    for start in range(0, count, 2048):
+        frames = y[start * n:min(count, start + 2048) * n].reshape(-1, n)
+        frames = (frames - frames.mean(axis=1, keepdims=True)) * window
+        power = scale * np.sum(np.abs(np.fft.rfft(frames, axis=1)[:, band]) ** 2, axis=1)
+        levels.append(10 * np.log10(power + 1e-20))
+    return np.concatenate(levels)
+
+
+def no_speech_reason(y: np.ndarray, sr: int) -> str | None:
+    """Why the mono recording ``y`` holds no speech to judge (one line), or None when it may.
+
+    Digital silence; near-silence (under :data:`SPEECH_DBFS` in the speech band for all but
+    :data:`MIN_SPEECH_SECONDS`); or sound only outside :data:`SPEECH_BAND` (hum, a DC offset).
+    :func:`predict_paths` and :func:`predict_waveform` return ``status`` "no speech found"
+    with this ``reason`` instead of an emotion. Explained in the chapter "Beyond the reports".
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if not np.any(y):
+        return "digital silence: every sample is zero (a stereo file whose channels cancel mixes to this too)"
+    levels = speech_band_levels(y, sr)
+    need = min(len(levels), math.ceil(MIN_SPEECH_SECONDS / _FRAME_SECONDS))
+    if int(np.sum(levels > SPEECH_DBFS)) >= need:
+        return None
+    band = f"{SPEECH_BAND[0]:.0f}-{SPEECH_BAND[1]:.0f} Hz"
+    peak = 20 * np.log10(float(np.max(np.abs(y))))
+    if peak > SPEECH_DBFS + 10 and levels.max() < SPEECH_DBFS:
+        return (f"no sound in the speech band ({band}; loudest frame {levels.max():.0f} dBFS there, samples up to "
+                f"{peak:.0f} dBFS): only hum, a DC offset or sounds outside the band")
+    return (f"near-silent: the speech band ({band}) stays under {SPEECH_DBFS:.0f} dBFS except for "
+            f"{int(np.sum(levels > SPEECH_DBFS)) * _FRAME_SECONDS:.2f} s (loudest frame {levels.max():.0f} dBFS)")
+
+
+def _declared_shortfall(path) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of the audio chunk of a WAV/AIFF file cut short, else None."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(12)
+            if len(head) < 12:
+                return None
+            if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+                endian, audio = ("<" if head[:4] == b"RIFF" else ">"), b"data"
+            elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                endian, audio = ">", b"SSND"
+            else:
+                return None
+            pos = 12
+            for _ in range(10_000):          # chunks before the audio (fmt, LIST, ...)
+                if pos + 8 > size:
+                    return None
+                fh.seek(pos)
+                chunk, length = struct.unpack(endian + "4sI", fh.read(8))
+                if chunk == audio:
+                    present = size - pos - 8
+                    if length in (0, 0xFFFFFFFF) or length <= present:   # 0 / -1: written while streaming
+                        return None
+                    return length, present
+                pos += 8 + length + (length & 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def truncation_warning(path, decoded_seconds: float | None = None) -> str | None:
+    """A one-line warning when ``path`` holds less audio than its header declares (a WAV or
+    AIFF file cut short, or a file that decoded to ``decoded_seconds``, clearly fewer than
+    the header's frames or :data:`serlib.audio.MAX_ANALYSIS_SECONDS`), else None. Explained
+    in the chapter "Beyond the reports".
+    """
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:   # not a libsndfile format: nothing to compare with
+        info = None
+    shortfall = _declared_shortfall(path)
+    if shortfall is not None:
+        declared, present = shortfall
+        if info is not None and info.samplerate > 0 and info.frames > 0:
+            seconds = info.frames / info.samplerate
+            return (f"truncated: its header declares {seconds * declared / present:.2f} s of audio but the file "
+                    f"holds {seconds:.2f} s; predicted on what is there, re-copy or re-export it")
+        return (f"truncated: its header declares {declared} bytes of audio but the file holds {present}; "
+                "re-copy or re-export it")
+    if decoded_seconds is not None and info is not None and info.samplerate > 0 and info.frames > 0:
+        from .audio import MAX_ANALYSIS_SECONDS
+
+        declared_seconds = info.frames / info.samplerate
+        expected = min(declared_seconds, MAX_ANALYSIS_SECONDS)   # longer files are cut there on purpose
+        if expected - decoded_seconds > max(0.1, 0.05 * expected):
+            return (f"decoded {decoded_seconds:.2f} s of the {declared_seconds:.2f} s its header declares: the file "
+                    "may be truncated; predicted on what is there, re-copy or re-export it")
+    return None
 
 
 def _proba(run: Run, X: np.ndarray, batch_size: int = 32, F: np.ndarray | None = None) -> np.ndarray:
     return run.predict_proba(X, batch_size=batch_size, functionals=F)
 
 
-def _file_inputs(run: Run, path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The features of ``path`` and, for a fused run, its clip functionals (``None`` otherwise).
+def _file_inputs(run: Run, path: str) -> dict:
+    """The features of ``path`` and, for a fused run, its clip functionals, from one decode
+    where the rates allow; or the reason it holds no speech. Also the seconds decoded.
 
     When the run's rate is the functionals' rate (the recommended model) the file is decoded
     once and both come from the same signal, exactly as in training.
@@ -85,24 +231,38 @@ def _file_inputs(run: Run, path: str) -> tuple[np.ndarray, np.ndarray | None]:
     from .features import extract_file, extract_recording
     from .functionals import SR, speed_functionals
 
-    if run.fusion is None:
-        return extract_file(path, run.spec), None
-    if run.spec.sr == SR:
-        y = load_audio(path, sr=SR)
-        return extract_recording(y, run.spec, path), speed_functionals(y, SR, run.functional_speeds)
-    return extract_file(path, run.spec), speed_functionals(load_audio(path, sr=SR), SR, run.functional_speeds)
+    sr = run.spec.sr if run.fusion is None else SR
+    y = load_audio(path, sr=sr)
+    out = {"features": None, "functionals": None, "reason": no_speech_reason(y, sr), "seconds": len(y) / sr}
+    if out["reason"] is not None:
+        return out
+    if run.fusion is None or run.spec.sr == SR:
+        out["features"] = extract_recording(y, run.spec, path)
+    else:
+        out["features"] = extract_file(path, run.spec)
+    if run.fusion is not None:
+        out["functionals"] = speed_functionals(y, SR, run.functional_speeds)
+    return out
 
 
 def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
     """Predict every audio file in ``paths`` (files and/or folders) with the run in ``run_dir``.
 
     ``run_dir`` is a run folder or a loaded :class:`~serlib.runs.Run` (the model is loaded
-    once). Returns, in input order, ``{"path", "label", "probabilities": {label: p}}`` per
-    file, or ``{"path", "error"}`` for one that cannot be read (the others are still
-    predicted). Raises :class:`~serlib.errors.SerlibError` only when the run itself is
-    unusable. Explained in the chapter "Beyond the reports".
+    once). Returns one dict per file, in input order, with a ``status``:
+    ``{"path", "status": "ok", "label", "probabilities": {label: p}}``;
+    ``{"path", "status": "no speech found", "label": None, "probabilities": None, "reason"}``
+    for silence, near-silence or sound only outside the speech band (:func:`no_speech_reason`);
+    ``{"path", "status": "error", "error"}`` for a file that cannot be read (the others are
+    still predicted). Any of them may carry a one-line ``"warning"``, e.g. for a truncated
+    file (:func:`truncation_warning`). Raises :class:`~serlib.errors.SerlibError` only when
+    the run itself is unusable. Explained in the chapter "Beyond the reports".
     """
     run = _as_run(run_dir)
+    if run.fusion is not None:   # the encoder's weights (cache, fetch) fail here, once, naming their folder
+        from .voice_encoder import load_encoder
+
+        load_encoder()
     items = expand_paths(paths)
     results: list[dict] = []
     chunk = max(1, 4 * int(batch_size))
@@ -114,20 +274,28 @@ def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
 def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
     out: list[dict | None] = []
     groups: dict[tuple, list[tuple[int, str, np.ndarray, np.ndarray | None]]] = {}
+    notes: dict[int, str] = {}
     for path, error in items:
         if error is not None:
-            out.append({"path": path, "error": error})
+            out.append(_error(path, error))
             continue
         try:
-            features, functionals = _file_inputs(run, path)
-            features = np.asarray(features, dtype=np.float32)
-            if not np.all(np.isfinite(features)):
-                raise AudioError(path, "gives non-finite features", "check that the recording is not corrupt")
+            inputs = _file_inputs(run, path)
+            warning = truncation_warning(path, inputs["seconds"])
+            if inputs["reason"] is None:
+                features = np.asarray(inputs["features"], dtype=np.float32)
+                if not np.all(np.isfinite(features)):
+                    raise AudioError(path, "gives non-finite features", "check that the recording is not corrupt")
         except Exception as error:  # one bad file must not stop the others
-            out.append({"path": path, "error": _error_line(error)})
+            out.append(_error(path, _error_line(error)))
+            continue
+        if warning:
+            notes[len(out)] = warning
+        if inputs["reason"] is not None:
+            out.append(_no_speech(path, inputs["reason"]))
             continue
         out.append(None)
-        groups.setdefault(features.shape, []).append((len(out) - 1, path, features, functionals))
+        groups.setdefault(features.shape, []).append((len(out) - 1, path, features, inputs["functionals"]))
     for shape, members in groups.items():
         X = np.stack([m[2] for m in members])
         F = None if run.fusion is None else np.stack([m[3] for m in members])
@@ -135,11 +303,12 @@ def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
             proba = _proba(run, X, batch_size, F)
         except Exception as error:
             for slot, path, *_ in members:
-                out[slot] = {"path": path, "error": f"features of shape {shape} do not fit the model "
-                                                    f"({_error_line(error)})"}
+                out[slot] = _error(path, f"features of shape {shape} do not fit the model ({_error_line(error)})")
             continue
         for (slot, path, *_), p in zip(members, proba):
             out[slot] = _result(run, path, p)
+    for slot, warning in notes.items():
+        out[slot]["warning"] = warning   # type: ignore[index]
     return out  # type: ignore[return-value]
 
 
@@ -193,12 +362,19 @@ def predict_waveform(run, y, sr: int) -> dict:
     """Label and class probabilities for one waveform (e.g. from the book's upload widget).
 
     ``run`` is a loaded :class:`~serlib.runs.Run` or a run folder; ``y`` a mono or stereo
-    signal at ``sr`` Hz. Returns ``{"label", "probabilities": {label: p}}``. Explained in
-    the chapter "Beyond the reports".
+    signal at ``sr`` Hz. Returns ``{"status": "ok", "label", "probabilities": {label: p}}``,
+    or ``{"status": "no speech found", "label": None, "probabilities": None, "reason"}`` for
+    silence, near-silence or sound only outside the speech band (:func:`no_speech_reason`).
+    Explained in the chapter "Beyond the reports".
     """
     from .features import extract
 
     run = _as_run(run)
+    reason = no_speech_reason(*_mono(y, sr))
+    if reason is not None:
+        result = _no_speech("", reason)
+        result.pop("path")
+        return result
     features = np.asarray(extract(prepare_waveform(y, sr, run.spec), run.spec), dtype=np.float32)
     F = None
     if run.fusion is not None:
@@ -211,4 +387,5 @@ def predict_waveform(run, y, sr: int) -> dict:
     return result
 
 
-__all__ = ["predict_paths", "predict_waveform", "prepare_waveform", "expand_paths", "AUDIO_SUFFIXES"]
+__all__ = ["predict_paths", "predict_waveform", "prepare_waveform", "expand_paths", "no_speech_reason",
+           "speech_band_levels", "truncation_warning", "AUDIO_SUFFIXES", "OK", "NO_SPEECH", "ERROR"]

@@ -420,8 +420,8 @@ def verify_checksums(path, info: dict) -> bool:
                               "the run folder; the run folder is damaged, retrain it")
         target = path / name
         if not target.is_file():
-            raise SerlibError(f"{target}: run.json records its checksum but the file is missing; "
-                              "restore it or retrain the run")
+            raise SerlibError(f"{target}: missing, though run.json records its checksum; the run folder is "
+                              "damaged, restore the file or retrain the run")
         if file_sha256(target) != str(digest).lower():
             raise SerlibError(f"{target}: its SHA-256 does not match the one run.json records (changed or "
                               "damaged since the run was saved); restore the file or retrain the run")

@@ -60,10 +60,11 @@ def test_predicts_every_readable_file_and_reports_the_broken_one(run_dir, audio_
     run = load_run(run_dir)
     for name, r in zip(audio_files, results):
         if name == "broken":
-            assert set(r) == {"path", "error"}
+            assert set(r) == {"path", "status", "error"} and r["status"] == "error"
             assert "\n" not in r["error"] and r["error"]
             continue
-        assert set(r) == {"path", "label", "probabilities"}, (name, r)
+        assert set(r) == {"path", "status", "label", "probabilities"}, (name, r)
+        assert r["status"] == "ok"
         assert r["label"] in run.labels
         assert list(r["probabilities"]) == run.labels
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -128,3 +129,98 @@ def test_cli_predict_json_and_exit_status(run_dir, audio_files, capsys):
     assert cli.main(["predict", str(run_dir), paths[0], paths[2]]) == 0
     text = capsys.readouterr().out
     assert paths[0] in text and paths[2] in text
+
+
+# ----------------------------------------------------------------------------- no speech, truncated files
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("odd")
+    sr = 16_000
+    t = np.arange(3 * sr) / sr
+    voice = _voice(3.0, sr, 7)
+    files = {"silence": folder / "digital_silence.wav", "cancel": folder / "phase_cancelled.wav",
+             "dither": folder / "near_silent.wav", "hum": folder / "hum_and_dc.wav",
+             "quiet": folder / "quiet_voice.wav", "click": folder / "one_click.wav"}
+    sf.write(files["silence"], np.zeros(3 * sr, dtype=np.int16), sr, subtype="PCM_16")
+    sf.write(files["cancel"], np.stack([voice, -voice], axis=1), sr, subtype="FLOAT")
+    noise = np.random.default_rng(0).standard_normal(3 * sr)
+    sf.write(files["dither"], 10 ** (-90 / 20) * noise, sr, subtype="FLOAT")              # -90 dBFS hiss
+    sf.write(files["hum"], 0.2 + 0.5 * np.sin(2 * np.pi * 50 * t), sr, subtype="FLOAT")   # mains hum, DC offset
+    sf.write(files["quiet"], voice * (10 ** (-50 / 20) / np.abs(voice).max()), sr, subtype="FLOAT")   # peak -50 dBFS
+    click = np.zeros(3 * sr)
+    click[sr] = 0.9
+    sf.write(files["click"], click, sr, subtype="FLOAT")
+    return files
+
+
+def test_silence_and_non_speech_get_no_emotion(run_dir, odd_files):
+    results = {name: r for name, r in zip(odd_files, predict_paths(run_dir, list(odd_files.values())))}
+    for name in ("silence", "cancel", "dither", "hum", "click"):
+        r = results[name]
+        assert r["status"] == "no speech found" and r["label"] is None and r["probabilities"] is None, (name, r)
+        assert r["reason"] and "\n" not in r["reason"]
+    assert results["silence"]["reason"].startswith("digital silence")
+    assert results["cancel"]["reason"].startswith("digital silence")
+    assert results["dither"]["reason"].startswith("near-silent")
+    assert results["hum"]["reason"].startswith("no sound in the speech band")
+    assert results["quiet"]["status"] == "ok" and results["quiet"]["label"] in load_run(run_dir).labels
+
+
+def test_predict_waveform_reports_silence_and_cancelled_channels(run_dir):
+    run = load_run(run_dir)
+    voice = _voice(2.0, 16_000, 8)
+    for y in (np.zeros(32_000, dtype=np.float32), np.stack([voice, -voice]), np.zeros(32_000, dtype=np.int16)):
+        r = predict_waveform(run, y, 16_000)
+        assert r == {"status": "no speech found", "label": None, "probabilities": None, "reason": r["reason"]}
+    assert predict_waveform(run, voice, 16_000)["status"] == "ok"
+
+
+def test_no_speech_in_the_cli_text_and_json(run_dir, odd_files, audio_files, capsys):
+    paths = [str(odd_files["silence"]), str(audio_files["flac"])]
+    assert cli.main(["predict", str(run_dir), *paths, "--json"]) == 0
+    captured = capsys.readouterr()
+    silent, spoken = json.loads(captured.out)
+    assert silent["label"] is None and silent["status"] == "no speech found" and silent["probabilities"] is None
+    assert spoken["status"] == "ok" and spoken["label"]
+    assert captured.err == ""
+    assert cli.main(["predict", str(run_dir), paths[0]]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{paths[0]}: no speech found  (digital silence")
+
+
+def _truncate(path, keep: float):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def test_a_truncated_wav_is_predicted_with_a_warning_naming_it(run_dir, tmp_path, capsys):
+    wav = tmp_path / "cut short.wav"
+    sf.write(wav, _voice(3.0, 16_000, 9), 16_000, subtype="PCM_16")
+    _truncate(wav, 0.5)
+    assert sf.info(str(wav)).frames < 3 * 16_000          # libsndfile reads what is there, silently
+    (r,) = predict_paths(run_dir, [wav])
+    assert r["status"] == "ok" and r["warning"].startswith("truncated: its header declares 3.00 s")
+    assert cli.main(["predict", str(run_dir), str(wav)]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert err == [f"{wav}: warning: {r['warning']}"] and r["label"] in captured.out
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, _voice(3.0, 16_000, 9), 16_000, subtype="PCM_16")
+    assert "warning" not in predict_paths(run_dir, [whole])[0]
+    long = tmp_path / "long.wav"    # decoded only up to serlib.audio.MAX_ANALYSIS_SECONDS, on purpose
+    sf.write(long, np.tile(_voice(1.0, 8_000, 9), 31), 8_000, subtype="PCM_16")
+    assert "warning" not in predict_paths(run_dir, [long])[0]
+
+
+def test_other_truncated_formats_warn_or_fail_in_one_line(run_dir, tmp_path):
+    y = _voice(3.0, 16_000, 10)
+    aiff, mp3, flac = tmp_path / "cut.aiff", tmp_path / "cut.mp3", tmp_path / "cut.flac"
+    sf.write(aiff, y, 16_000, format="AIFF", subtype="PCM_16")
+    sf.write(mp3, y, 16_000, format="MP3")
+    sf.write(flac, y, 16_000)
+    for path in (aiff, mp3, flac):
+        _truncate(path, 0.6)
+    r_aiff, r_mp3, r_flac = predict_paths(run_dir, [aiff, mp3, flac])
+    assert r_aiff["status"] == "ok" and r_aiff["warning"].startswith("truncated")
+    assert r_mp3["status"] == "ok" and "may be truncated" in r_mp3["warning"]
+    assert r_flac["status"] == "error" and "\n" not in r_flac["error"]

@@ -109,7 +109,7 @@ def test_a_changed_regression_file_is_refused(tmp_path):
 
 def test_a_missing_file_or_a_checksum_outside_the_folder_is_refused(saved, tmp_path):
     (saved / "metrics.json").unlink()
-    with pytest.raises(SerlibError, match="metrics.json: run.json records its checksum but the file is missing"):
+    with pytest.raises(SerlibError, match="metrics.json: missing, though run.json records its checksum; the run folder is damaged"):
         load_run(saved)
     other = save_run(_run(), tmp_path / "other")
     info = json.loads((other / INFO_FILE).read_text())
