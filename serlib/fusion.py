@@ -206,7 +206,7 @@ def save(params: dict, path) -> None:
 def load(path) -> dict:
     """Read what :func:`save` wrote. Explained in the chapter "Beyond the reports"."""
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:   # never unpickled (serlib.runs.check_arrays)
             params = {k: data[k] for k in data.files}
     except (OSError, ValueError) as error:
         raise SerlibError(f"{path}: cannot read the run's functionals regression ({error}); "

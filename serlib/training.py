@@ -786,7 +786,7 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
     target = folder / f"{prep.model_name}-{key}.npz" if folder is not None else None
     if target is not None and target.is_file():
         try:
-            with np.load(target) as stored:
+            with np.load(target, allow_pickle=False) as stored:   # a cache is data: never unpickled
                 X_aug, y_aug, src = stored["X"], stored["y"], stored["source"]
             return X_aug, y_aug, {**settings, "cached": True, "n": int(len(y_aug)),
                                   "source_paths": [train_paths[i] for i in src]}

@@ -283,3 +283,32 @@ def test_save_names_its_partial_folder_after_its_process(tmp_path, monkeypatch):
     match = runs._PARTIAL_OWNER.search(seen[0].name)
     assert match and int(match["pid"]) == os.getpid() and match["host"] == runs._host()
     assert seen[0].name.startswith(".named.") and not seen[0].exists()
+
+
+_KILLED_SAVE = """
+import os, signal, sys
+from serlib import runs
+from tests.test_run_safety import _run
+
+real = runs.write_json
+def write_then_die(path, obj):
+    real(path, obj)
+    os.kill(os.getpid(), signal.SIGKILL)      # as the out-of-memory killer or `kill -9` would
+runs.write_json = write_then_die
+runs.save_run(_run(), sys.argv[1])
+"""
+
+
+def test_a_save_killed_with_sigkill_is_cleaned_up_by_the_next_one(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(tmp_path / "victim")], env=env, cwd=repo,
+                           capture_output=True, timeout=300)
+    assert child.returncode == -9, child.stderr.decode()[-500:]
+    left = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    assert len(left) == 1 and left[0].name.startswith(".victim.") and (left[0] / MODEL_FILE).is_file()
+    assert not (tmp_path / "victim").exists()
+    save_run(_run(), tmp_path / "next")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["next"]
