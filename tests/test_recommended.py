@@ -204,7 +204,7 @@ def test_the_run_carries_its_functionals_regression(trained, standin_dir):
     reads = []
     original = audio._read
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(audio, "_read", lambda path: reads.append(path) or original(path))
+        patch.setattr(audio, "_read", lambda path, *a, **k: reads.append(path) or original(path, *a, **k))
         predicted = [[r["probabilities"][k] for k in run.labels] for r in predict_paths(run, clips)]
     np.testing.assert_allclose(predicted, fused, atol=1e-4)
     assert len(reads) == len(clips)          # each file decoded once, for both the features and the functionals
