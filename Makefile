@@ -10,7 +10,7 @@ export SERLIB_QUICK
 LOCKED ?= 0
 CONSTRAINTS := $(if $(filter 1,$(LOCKED)),-c constraints.txt,)
 
-.PHONY: install book book-full colab-cells test unit notebooks browser clean
+.PHONY: install book book-full book-student colab-cells test unit notebooks browser clean
 
 install:
 	$(PIP) install -q -r requirements.txt $(CONSTRAINTS)
@@ -19,6 +19,12 @@ install:
 book: install
 	$(PYTHON) -m serlib.book_cells --check
 	$(PYTHON) -m serlib.book_build
+
+# The student edition: the same chapters with every solution taken out, in _build/student/html
+# (reuses the executed chapters of the last `make book` when their code is unchanged).
+book-student: install
+	$(PYTHON) -m serlib.book_cells --check
+	$(PYTHON) -m serlib.book_editions
 
 # Rewrite every chapter's Colab install cell from _config.yml's repository.url (after changing it).
 colab-cells:

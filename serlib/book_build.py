@@ -112,7 +112,8 @@ def build(root=None, *, quick: bool | None = None, output: Path | None = None, l
             cmd += ["--config", str(full_mode_config(root, Path(scratch)))]
         print(f"building the book in {root} (SERLIB_QUICK={env['SERLIB_QUICK']}): {' '.join(cmd[3:])}", flush=True)
         start = time.perf_counter()
-        status = subprocess.call(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
+        status = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT if log else None)
         seconds = time.perf_counter() - start
     html_dir = (Path(output) if output else root) / "_build" / "html"
     problems = find_execution_errors(html_dir) if html_dir.is_dir() else [f"{html_dir}: no HTML was built"]
