@@ -15,7 +15,7 @@ librosa already imported and warmed up (so neither side pays import or JIT time)
 * the plain loops run with one BLAS thread (``--blas-threads``; threadpoolctl): on a
   machine shared with other jobs, OpenBLAS's default threads fight over the cores and can
   make librosa's mel product many times slower, which would flatter serlib;
-* ``serlib cold`` – :func:`serlib.features.extract_corpus` into an empty cache (a fresh
+* ``serlib cold`` – :func:`serlib.feature_cache.extract_corpus` into an empty cache (a fresh
   temporary ``SERLIB_CACHE_DIR`` inside the usual cache folder, deleted afterwards):
   content hashing, reading with soundfile, vectorised STFT/mel/DCT, one ``.npy`` per clip
   plus the consolidated array, written atomically – with 1 process, with ``--n-jobs``
@@ -62,6 +62,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from serlib import feature_cache as FC  # noqa: E402
 from serlib import features as F  # noqa: E402
 from serlib.config import n_jobs as default_n_jobs  # noqa: E402
 from serlib.config import shared_data_root  # noqa: E402
@@ -219,13 +220,13 @@ def main(argv=None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=cache_dir()))
     try:
         os.environ["SERLIB_CACHE_DIR"] = str(scratch / "serial")
-        t, cpu, serial = measured(lambda: F.extract_corpus(paths, spec, n_jobs=1, progress=False))
+        t, cpu, serial = measured(lambda: FC.extract_corpus(paths, spec, n_jobs=1, progress=False))
         add("serlib cold, 1 process", t, cpu, "extract_corpus(n_jobs=1) into an empty cache")
 
         stop_workers()
         os.environ["SERLIB_CACHE_DIR"] = str(scratch / "auto")
         idle = _idle_cores()
-        t, cpu, X_auto = measured(lambda: F.extract_corpus(paths, spec, progress=False), stop=stop_workers)
+        t, cpu, X_auto = measured(lambda: FC.extract_corpus(paths, spec, progress=False), stop=stop_workers)
         used = LAST_RUN.get("workers", 0)
         how = f"{used} worker processes + this one" if used else "this process only"
         add("serlib cold, automatic", t, cpu, f"extract_corpus(n_jobs=None) into an empty cache: {how} "
@@ -233,25 +234,25 @@ def main(argv=None) -> int:
         auto_workers = used
 
         os.environ["SERLIB_CACHE_DIR"] = str(scratch / "parallel")
-        t, cpu, X = measured(lambda: F.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False),
+        t, cpu, X = measured(lambda: FC.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False),
                              stop=stop_workers)
         add(f"serlib cold, {n_jobs} processes", t, cpu, f"extract_corpus(n_jobs={n_jobs}) into an empty cache; "
             f"worker start-up included (CPU: this process + the workers, whole lives){note}")
 
         pids = sorted(set(_executor(n_jobs).map(_ping, [0.3] * n_jobs))) if n_jobs > 1 else []
         os.environ["SERLIB_CACHE_DIR"] = str(scratch / "running")
-        t, cpu, X_running = measured(lambda: F.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False),
+        t, cpu, X_running = measured(lambda: FC.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False),
                                      pids=pids)
         add(f"serlib cold, {n_jobs} processes already up", t, cpu, "the same with the workers started beforehand "
             f"(serlib.feature_cache.start_workers, e.g. a second corpus in one session){note}")
 
-        warm = [measured(lambda: F.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False)) for _ in range(3)]
+        warm = [measured(lambda: FC.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False)) for _ in range(3)]
         middle = sorted(warm, key=lambda w: w[0])[1]
         add("serlib warm", middle[0], middle[1], "the same call again: one consolidated array (median of 3)")
         store = scratch / "running" / "features" / spec.key()
         for corpus in store.glob("corpus-*.npy"):
             corpus.unlink()
-        t, cpu, X_entries = measured(lambda: F.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False))
+        t, cpu, X_entries = measured(lambda: FC.extract_corpus(paths, spec, n_jobs=n_jobs, progress=False))
         add("serlib warm, per-clip entries", t, cpu, "consolidated array deleted first: one .npy per clip")
     finally:
         stop_workers()

@@ -20,10 +20,12 @@ used (see its ``FeatureSpec``). Explained in the chapter "Features and augmentat
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from .errors import SerlibError
+from .log import get_logger
+
+log = get_logger(__name__)
 
 DEFAULT_SR = 16_000
 
@@ -59,14 +61,15 @@ _WARNED: set = set()
 
 
 def warn_once(key, line: str) -> None:
-    """Print ``serlib: warning: <line>`` on stderr, once per process for each ``key``.
+    """Log ``warning: <line>`` at WARNING, once per process for each ``key``.
 
+    The command line shows it as ``serlib: warning: <line>`` on stderr (:mod:`serlib.log`).
     Explained in the chapter "Features and augmentation".
     """
     if key in _WARNED:
         return
     _WARNED.add(key)
-    print(f"serlib: warning: {line}", file=sys.stderr, flush=True)
+    log.warning("warning: %s", line)
 
 
 def warn_unwritable_cache(folder, error: OSError | str) -> None:

@@ -1,8 +1,9 @@
 """Errors serlib raises on bad input.
 
-Every error here carries a one-line message that names the file or folder at fault and
-what to do about it; the command line prints that line and exits non-zero, without a
-traceback (see :mod:`serlib.cli`).
+Every error here carries a one-line message that names the file, folder or setting at
+fault and what to do about it; the command line prints that line and exits non-zero,
+without a traceback (see :mod:`serlib.cli`). Any other exception reaching the command line
+is a bug in serlib, reported as such. Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations
 
@@ -23,3 +24,8 @@ class AudioError(SerlibError):
 
 class DataError(SerlibError):
     """A data folder or data set problem (missing folder, no usable clips, bad download)."""
+
+
+class ConfigError(SerlibError, ValueError):
+    """A bad setting: an unknown name (model, report, feature kind, option) or a value out of
+    range. Also a :class:`ValueError`, so code that caught those before still does."""

@@ -1,4 +1,7 @@
-"""The on-disk feature cache and the parallel runner behind :func:`serlib.features.extract_corpus`.
+"""Features of a whole corpus: :func:`extract_corpus`, its on-disk cache and its worker processes.
+
+This module builds on :mod:`serlib.features` (one clip's features); that module never
+imports this one.
 
 Layout under ``cache_dir()/features/``::
 
@@ -14,12 +17,12 @@ Keys are file *contents* (plus the spec, through the folder), not names: a renam
 duplicated file hits the cache, an edited one misses it. The byte-identical RAVDESS pair
 is computed once.
 
-Every file is written to a temporary name in the same folder and renamed into place with
-:func:`os.replace`, which is atomic: a run killed mid-write leaves at most a stray
+Every file is written with :func:`serlib.storage.atomic_write` (a temporary name in the
+same folder, renamed into place): a run killed mid-write leaves at most a stray
 ``.*.tmp`` file (ignored, and deleted once it is old), never a half-written entry under a
-real name. Every ``.npy`` carries a checksum: after the array comes a trailer,
-``serlib-blake2b-256:`` and the BLAKE2b-256 digest of everything before it (a plain
-``np.load`` ignores it). On load the digest is checked before the array is decoded, then
+real name. Every ``.npy`` carries a checksum (:func:`serlib.storage.seal`): after the
+array comes a trailer, ``serlib-blake2b-256:`` and the BLAKE2b-256 digest of everything
+before it (a plain ``np.load`` ignores it). On load the digest is checked before the array is decoded, then
 shape, dtype and finite values; an entry that fails (truncated, damaged or overwritten)
 is deleted with one warning line naming it and recomputed, never used. Entries written
 by an older extraction algorithm (``ALGORITHM_VERSION``) or cache format
@@ -34,30 +37,30 @@ Explained in the chapter "Features and augmentation".
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import json
 import math
 import os
-import secrets
 import shutil
 import stat
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import features
 from .config import cache_dir, cache_subdir, warn_once, warn_unwritable_cache
 from .config import n_jobs as default_n_jobs
-from .errors import AudioError, SerlibError
+from .errors import AudioError, ConfigError, SerlibError
+from .log import get_logger
+from .storage import (DIGEST_BYTES, TRAILER_TAG, atomic_write, file_blake2b, remove_stale, same_digest, seal,
+                      unseal, write_json)
+
+log = get_logger(__name__)
 
 INDEX_NAME = "content-index.json"
 #: Version of the on-disk layout; entries of another format are dropped. 2: checksummed.
 CACHE_FORMAT = 2
-#: Ends every stored array: this tag and the BLAKE2b-256 digest of the bytes before it.
-TRAILER_TAG = b"serlib-blake2b-256:"
-_DIGEST_BYTES = 32
 #: Bytes an ``.npy`` header may take beyond its array data (larger files are not read).
 _HEADER_MAX = 4096
 #: Calls with at least this many clips also store one consolidated array.
@@ -82,7 +85,7 @@ def features_root() -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
-        pass       # extract_corpus_cached warns (once) and works without the cache
+        pass       # extract_corpus warns (once) and works without the cache
     return root
 
 
@@ -91,30 +94,7 @@ def content_hash(path) -> str:
 
     Explained in the chapter "Features and augmentation".
     """
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write(target: Path, write) -> None:
-    """Call ``write(fh)`` on a temporary file beside ``target``, then rename it into place.
-
-    Explained in the chapter "Features and augmentation".
-    """
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=_DIGEST_BYTES).digest()
+    return file_blake2b(path, digest_size=16)
 
 
 def save_array(target: Path, array: np.ndarray) -> bool:
@@ -127,7 +107,7 @@ def save_array(target: Path, array: np.ndarray) -> bool:
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
     payload = buffer.getvalue()
     try:
-        atomic_write(target, lambda fh: fh.write(payload + TRAILER_TAG + _checksum(payload)))
+        atomic_write(target, lambda fh: fh.write(seal(payload)))
         return True
     except OSError as error:
         warn_unwritable_cache(target.parent, error)
@@ -142,8 +122,7 @@ def load_array(path: Path, shape: tuple) -> np.ndarray | None:
     Files larger than such an array can be are not read. Explained in the chapter
     "Features and augmentation".
     """
-    trailer = len(TRAILER_TAG) + _DIGEST_BYTES
-    limit = 4 * math.prod(shape) + _HEADER_MAX + trailer
+    limit = 4 * math.prod(shape) + _HEADER_MAX + len(TRAILER_TAG) + DIGEST_BYTES
     try:
         if os.path.getsize(path) > limit:
             return _rejected(path, "is larger than its array can be")
@@ -153,8 +132,8 @@ def load_array(path: Path, shape: tuple) -> np.ndarray | None:
         return None
     except OSError as error:
         return _rejected(path, f"cannot be read ({error.strerror or error})")
-    payload, tag, digest = blob[:-trailer], blob[-trailer:-_DIGEST_BYTES], blob[-_DIGEST_BYTES:]
-    if len(blob) < trailer or tag != TRAILER_TAG or not hmac.compare_digest(digest, _checksum(payload)):
+    payload = unseal(blob)
+    if payload is None:
         return _rejected(path, "fails its checksum (changed or damaged since serlib wrote it)")
     try:
         array = np.load(io.BytesIO(payload), allow_pickle=False)
@@ -204,8 +183,7 @@ class ContentIndex:
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return {}                    # none yet, or an older serlib's: files are hashed again
         entries = data.get("entries")
-        if not isinstance(entries, dict) or not hmac.compare_digest(str(data.get("blake2b")),
-                                                                    self._checksum(entries)):
+        if not isinstance(entries, dict) or not same_digest(str(data.get("blake2b")), self._checksum(entries)):
             warn_once(("cache entry", str(self.file)), f"{self.file}: feature cache index fails its "
                       "checksum (changed or damaged since serlib wrote it); ignoring it, files are hashed again")
             return {}
@@ -214,7 +192,7 @@ class ContentIndex:
     @staticmethod
     def _checksum(entries: dict) -> str:
         blob = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.blake2b(blob, digest_size=_DIGEST_BYTES).hexdigest()
+        return hashlib.blake2b(blob, digest_size=DIGEST_BYTES).hexdigest()
 
     def lookup(self, path) -> str:
         key = os.path.abspath(path)
@@ -240,29 +218,28 @@ class ContentIndex:
             return
         merged = self._read()  # keep what other processes added meanwhile
         merged.update(self.changed)
-        blob = json.dumps({"format": CACHE_FORMAT, "blake2b": self._checksum(merged), "entries": merged},
-                          separators=(",", ":")).encode()
         try:
-            atomic_write(self.file, lambda fh: fh.write(blob))
+            write_json(self.file, {"format": CACHE_FORMAT, "blake2b": self._checksum(merged), "entries": merged},
+                       indent=None)
         except OSError:
             pass  # the index only saves time; losing an update is harmless
         self.changed = {}
 
 
 class FeatureStore:
-    """The cache folder of one :class:`~serlib.features.FeatureSpec`.
+    """The cache folder of one :class:`~serlib.features.FeatureSpec` (or any spec with
+    ``key()``, ``shape`` and ``to_dict()``; ``version``, if it has one, replaces
+    :data:`serlib.features.ALGORITHM_VERSION`).
 
     Explained in the chapter "Features and augmentation".
     """
 
     def __init__(self, spec, root: Path | None = None):
-        from .features import ALGORITHM_VERSION
-
         self.spec = spec
         self.shape = tuple(spec.shape)
         self.dir = (root or features_root()) / spec.key()
         self.dir.mkdir(parents=True, exist_ok=True)   # OSError: the caller goes on without a cache
-        self._check_meta(ALGORITHM_VERSION)
+        self._check_meta(getattr(spec, "version", features.ALGORITHM_VERSION))
         self._remove_stale_tmp()
 
     def _check_meta(self, version: int) -> None:
@@ -277,21 +254,13 @@ class FeatureStore:
         # written by another algorithm version or cache format (or meta.json is gone): drop it all
         for path in self.dir.glob("*.npy"):
             path.unlink(missing_ok=True)
-        blob = json.dumps({"version": version, "format": CACHE_FORMAT, "spec": self.spec.to_dict()},
-                          indent=1).encode()
         try:
-            atomic_write(meta, lambda fh: fh.write(blob))
+            write_json(meta, {"version": version, "format": CACHE_FORMAT, "spec": self.spec.to_dict()})
         except OSError:
             pass
 
     def _remove_stale_tmp(self) -> None:
-        now = time.time()
-        for path in self.dir.glob(".*.tmp"):
-            try:
-                if now - path.stat().st_mtime > STALE_TMP_S:
-                    path.unlink()
-            except OSError:
-                pass
+        remove_stale(self.dir, max_age=STALE_TMP_S, pattern=".*.tmp")
 
     def entry_path(self, digest: str) -> Path:
         return self.dir / f"{digest}.npy"
@@ -359,9 +328,7 @@ def _work(items, spec, plan, store_dir):
     Returns [(position, array or None, (path, reason, hint) or None)]. Errors travel as
     tuples because AudioError's constructor does not survive pickling.
     """
-    from . import features
-
-    features._seed_plan(spec, plan)
+    features.install_plan(spec, plan)
     out = []
     for position, path, digest in items:
         try:
@@ -419,14 +386,12 @@ def _ping(delay: float) -> int:
     import scipy.fft  # noqa: F401  (what extraction imports, loaded ahead of the work)
     import soundfile  # noqa: F401
 
-    from . import features  # noqa: F401
-
     time.sleep(delay)
     return os.getpid()
 
 
 def start_workers(n_jobs: int | None = None) -> int:
-    """Start the worker processes of :func:`~serlib.features.extract_corpus` ahead of time.
+    """Start the worker processes of :func:`extract_corpus` ahead of time.
 
     Each worker process takes about a second to start (it imports numpy, scipy.fft and
     soundfile); they then stay up between calls (joblib's reusable executor, shut down
@@ -464,9 +429,7 @@ def _run(todo, spec, store_dir, n_jobs: int, progress: bool, stop_on_error: bool
     """
     from tqdm import tqdm
 
-    from . import features
-
-    plan = features._plan(spec)  # built here once; workers never import librosa
+    plan = features.feature_plan(spec)  # built here once; workers never import librosa
     bar = tqdm(total=len(todo), unit="clip", desc=f"features {spec.kind}", disable=not progress,
                leave=False, mininterval=0.5)
     try:
@@ -527,7 +490,7 @@ def _as_paths(paths) -> list:
     return [str(p) for p in paths]
 
 
-#: What the latest :func:`extract_corpus_cached` call did: ``clips``, ``computed``,
+#: What the latest :func:`extract_corpus` call did: ``clips``, ``computed``,
 #: ``from_cache``, ``consolidated`` (one array load), ``workers`` (worker processes that
 #: helped; 0: this process alone) and ``seconds``. The book prints it; benchmarks record it.
 LAST_RUN: dict = {}
@@ -546,14 +509,29 @@ def _open_store(spec) -> FeatureStore | None:
         return None
 
 
-def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True, errors="raise",
-                          return_kept=False):
-    """The implementation of :func:`serlib.features.extract_corpus` (see its docstring).
+def extract_corpus(paths, spec, *, n_jobs: int | None = None, cache: bool = True, progress: bool = True,
+                   errors: str = "raise", return_kept: bool = False):
+    """Features of many files stacked into one ``float32`` array ``(n_clips, *spec.shape)``.
 
-    Explained in the chapter "Features and augmentation".
+    ``paths``: file paths (or an index DataFrame with a ``path`` column), in the order of
+    the result rows; ``spec``: a :class:`~serlib.features.FeatureSpec`. Work is spread over
+    ``n_jobs`` worker processes with a progress bar (default ``None``: ``SERLIB_N_JOBS`` if
+    set, else the idle cores – on a machine already busy with other work extra processes
+    cost more to start than they return; fewer than 200 clips are always done in this
+    process), and every clip's features are cached under
+    ``cache_dir()/features/<spec.key()>/`` keyed by a hash of the file's *bytes*, so
+    renamed or duplicated files hit the cache and edited ones do not; a second call with
+    the same files loads one consolidated array.
+
+    ``errors="raise"`` (default) stops at the first unusable file with an
+    :class:`~serlib.errors.AudioError` naming it; ``errors="skip"`` leaves such files out
+    with a warning naming each (logged), and ``return_kept=True`` then also returns the
+    positions (into ``paths``) of the rows kept. Specs without a fixed shape
+    (``n_frames=None`` for a frame-level kind) cannot be stacked and raise
+    :class:`~serlib.errors.SerlibError`. Explained in the chapter "Features and augmentation".
     """
     if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        raise ConfigError(f"errors must be 'raise' or 'skip', got {errors!r}")
     if not spec.fixed:
         raise SerlibError(f"feature kind {spec.kind!r} with n_frames=None gives clips of different lengths, "
                           "which cannot be stacked; set n_frames (spec.replace(n_frames=...)) or call "
@@ -626,7 +604,7 @@ def extract_corpus_cached(paths, spec, *, n_jobs=None, cache=True, progress=True
             failures[i] = next(failures[j] for j in failures if key_of(j) == key_of(i))
     kept = [i for i in range(len(paths)) if i not in failures]
     for i in sorted(failures):
-        warnings.warn(f"extract_corpus skipped {failures[i]}", RuntimeWarning, stacklevel=3)
+        log.warning("warning: extract_corpus skipped %s", failures[i])
 
     X = np.empty((len(kept), *shape), dtype=np.float32)
     for row, i in enumerate(kept):

@@ -9,9 +9,10 @@ CONTRACT (other modules rely on it):
 - ``extract(y, spec) -> np.ndarray``: one mono waveform already at ``spec.sr``.
 - ``extract_file(path, spec) -> np.ndarray``: load with :func:`serlib.audio.load_audio`
   (``sr``, ``offset``, ``duration``, ``trim`` from the spec) then :func:`extract`.
-- ``extract_corpus(paths, spec, *, n_jobs=None, cache=True, progress=True) -> np.ndarray``:
-  stacked ``float32`` array ``(n_clips, *spec.shape)``, parallel, cached on disk
-  (see :mod:`serlib.feature_cache`).
+- :func:`serlib.feature_cache.extract_corpus` stacks the features of many files into one
+  ``float32`` array ``(n_clips, *spec.shape)``, in parallel, cached on disk; it builds on
+  this module (:func:`feature_plan`, :func:`install_plan`, :func:`extract_file`), never the
+  other way round.
 
 Arrays are time-major without a channel axis: ``(n_frames, n_features)`` for matrices,
 ``(n_frames,)`` for the 1-D series of report 000, ``(n_mfcc,)`` for per-clip vectors.
@@ -49,13 +50,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .config import DEFAULT_SR
-from .errors import AudioError, SerlibError
+from .errors import AudioError, ConfigError
 
 KINDS = ("mfcc", "mfcc_band_mean", "mfcc_mean", "frames162", "logmel", "mfcc_deltas")
 #: Kinds that give one vector per clip (no time axis).
@@ -110,26 +113,34 @@ class FeatureSpec:
     window: str = "hann"
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown feature kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
+            raise ConfigError(f"unknown feature kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if not isinstance(self.window, str) or self.window not in WINDOWS:
+            raise ConfigError(f"unknown window {self.window!r}; choose one of {', '.join(WINDOWS)}")
+        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_mfcc"):
+            _whole(name, getattr(self, name))
+        for name in ("win_length", "n_frames"):
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name), "or None")
+        for name, lowest in (("offset", 0.0), ("duration", None), ("top_db", None)):
+            value = getattr(self, name)
+            if name == "duration" and value is None:
+                continue
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                    or (value < lowest if lowest is not None else value <= 0)):
+                limit = "0 or more" if lowest is not None else "above 0" + (" (or None)" if name == "duration" else "")
+                raise ConfigError(f"FeatureSpec.{name} must be a number {limit}, got {value!r}")
+        if not isinstance(self.trim, bool):
+            raise ConfigError(f"FeatureSpec.trim must be True or False, got {self.trim!r}")
         if self.kind == "frames162" and self.n_mfcc == 40:
             object.__setattr__(self, "n_mfcc", 20)  # the class default means "the kind's own"
         if self.kind == "frames162" and (self.n_mfcc, self.n_mels) != (20, 128):
-            raise ValueError("kind 'frames162' is 20 MFCC + RMS + ZCR + 128 mel + 12 chroma; "
-                             f"got n_mfcc={self.n_mfcc}, n_mels={self.n_mels} (use kind 'mfcc'/'logmel' for others)")
-        if self.window not in WINDOWS:
-            raise ValueError(f"unknown window {self.window!r}; choose one of {', '.join(WINDOWS)}")
-        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_mfcc"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"FeatureSpec.{name} must be a positive integer, got {getattr(self, name)!r}")
+            raise ConfigError("kind 'frames162' is 20 MFCC + RMS + ZCR + 128 mel + 12 chroma; "
+                              f"got n_mfcc={self.n_mfcc}, n_mels={self.n_mels} (use kind 'mfcc'/'logmel' for others)")
         if self.win_length is not None and not 1 <= self.win_length <= self.n_fft:
-            raise ValueError(f"win_length={self.win_length} must lie between 1 and n_fft={self.n_fft}")
-        if self.n_frames is not None and self.n_frames < 1:
-            raise ValueError(f"n_frames must be a positive integer or None, got {self.n_frames!r}")
+            raise ConfigError(f"win_length={self.win_length} must lie between 1 and n_fft={self.n_fft}")
         if self.uses_mfcc and self.n_mfcc > self.n_mels:
-            raise ValueError(f"n_mfcc={self.n_mfcc} cannot exceed n_mels={self.n_mels}")
-        if self.offset < 0 or (self.duration is not None and self.duration <= 0):
-            raise ValueError("offset must be >= 0 and duration > 0 (or None)")
+            raise ConfigError(f"n_mfcc={self.n_mfcc} cannot exceed n_mels={self.n_mels}")
 
     # --------------------------------------------------------------------- contract
     def to_dict(self) -> dict:
@@ -137,10 +148,19 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
+        """The spec :meth:`to_dict` described (unknown keys are ignored); a bad one raises
+        :class:`~serlib.errors.ConfigError`."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a feature spec is a dict of settings, not {type(d).__name__} {str(d)[:60]!r}")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def replace(self, **changes) -> "FeatureSpec":
+        """A copy with ``changes``; an unknown setting raises :class:`~serlib.errors.ConfigError`."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"FeatureSpec has no setting {', '.join(unknown)}; "
+                              f"choose from {', '.join(f.name for f in dataclasses.fields(self))}")
         return dataclasses.replace(self, **changes)
 
     def key(self) -> str:
@@ -191,6 +211,15 @@ class FeatureSpec:
         the chapter "MFCCs from first principles".
         """
         return 1 + (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+
+
+def _whole(name: str, value, extra: str = "") -> None:
+    """Refuse anything but a whole number of 1 or more (a whole float such as 16000.0 passes)."""
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+          and value == int(value) and value >= 1)
+    if not ok:
+        raise ConfigError(f"FeatureSpec.{name} must be a positive whole number{' ' + extra if extra else ''}, "
+                          f"got {value!r}")
 
 
 def feature_shape(spec: FeatureSpec) -> tuple:
@@ -284,24 +313,28 @@ def report_spec(report: str) -> FeatureSpec:
     """
     key = str(report)
     if key not in REPORT_SPECS:
-        raise KeyError(f"no feature spec for report {report!r}; choose one of {', '.join(REPORT_SPECS)}")
+        raise ConfigError(f"no feature spec for report {report!r}; choose one of {', '.join(REPORT_SPECS)}")
     return REPORT_SPECS[key]
 
 
 # ============================================================================ the plan
 @dataclass(frozen=True)
-class _Plan:
-    """Everything about a spec that does not depend on the waveform, built once."""
+class FeaturePlan:
+    """Everything about a spec that does not depend on the waveform, built once per spec.
+
+    Worker processes receive it ready-made (:func:`install_plan`), so they never import
+    librosa. Explained in the chapter "Features and augmentation".
+    """
 
     window: np.ndarray  # (n_fft,) float32, the analysis window centred in the frame
     mel: object  # scipy.sparse CSR (n_mels, n_bins) float32: each filter touches few bins
     chroma: np.ndarray | None  # (n_bins, 12) float32
 
 
-_PLANS: dict[FeatureSpec, _Plan] = {}
+_PLANS: dict[FeatureSpec, FeaturePlan] = {}
 
 
-def _build_plan(spec: FeatureSpec) -> _Plan:
+def _build_plan(spec: FeatureSpec) -> FeaturePlan:
     import librosa
     from scipy.signal import get_window
     from scipy.sparse import csr_matrix
@@ -316,18 +349,25 @@ def _build_plan(spec: FeatureSpec) -> _Plan:
     if spec.kind == "frames162":
         chroma = librosa.filters.chroma(sr=spec.sr, n_fft=spec.n_fft, tuning=0.0, n_chroma=12).T
         chroma = np.ascontiguousarray(chroma, dtype=np.float32)
-    return _Plan(window=window.astype(np.float32), mel=csr_matrix(mel.astype(np.float32)), chroma=chroma)
+    return FeaturePlan(window=window.astype(np.float32), mel=csr_matrix(mel.astype(np.float32)), chroma=chroma)
 
 
-def _plan(spec: FeatureSpec) -> _Plan:
+def feature_plan(spec: FeatureSpec) -> FeaturePlan:
+    """The :class:`FeaturePlan` of ``spec`` (built on first use, then reused).
+
+    Explained in the chapter "Features and augmentation".
+    """
     plan = _PLANS.get(spec)
     if plan is None:
         plan = _PLANS[spec] = _build_plan(spec)
     return plan
 
 
-def _seed_plan(spec: FeatureSpec, plan: _Plan) -> None:
-    """Install a plan built elsewhere (worker processes get it from the parent)."""
+def install_plan(spec: FeatureSpec, plan: FeaturePlan) -> None:
+    """Use ``plan``, built in another process, for ``spec`` (what worker processes do).
+
+    Explained in the chapter "Features and augmentation".
+    """
     _PLANS.setdefault(spec, plan)
 
 
@@ -400,7 +440,7 @@ def _zcr(y: np.ndarray, frame_length: int, hop: int, n_out: int) -> np.ndarray:
     return ((flips[ends] - flips[starts]) / frame_length).astype(np.float32)
 
 
-def _compute(y: np.ndarray, spec: FeatureSpec, plan: _Plan) -> np.ndarray:
+def _compute(y: np.ndarray, spec: FeatureSpec, plan: FeaturePlan) -> np.ndarray:
     from scipy import fft as sp_fft
 
     frames = _frames(y, spec.n_fft, spec.hop_length)
@@ -463,7 +503,7 @@ def extract(y, spec: FeatureSpec) -> np.ndarray:
     :class:`~serlib.errors.AudioError`. Explained in the chapter "Features and augmentation".
     """
     y = _check_waveform(y)
-    out = _compute(y, spec, _plan(spec))
+    out = _compute(y, spec, feature_plan(spec))
     if not np.all(np.isfinite(out)):
         raise AudioError("<waveform>", "gave non-finite features (samples far outside [-1, 1]?)",
                          "scale the waveform to [-1, 1]")
@@ -521,59 +561,12 @@ def extract_recording(y: np.ndarray, spec: FeatureSpec, path, *, shaped: bool = 
     """
     if not shaped:
         y = _shaped_for_spec(y, spec, path)
-    out = _compute(y, spec, _plan(spec))
+    out = _compute(y, spec, feature_plan(spec))
     if not np.all(np.isfinite(out)):
         raise AudioError(path, "gave non-finite features", "re-export it as PCM audio in [-1, 1]")
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def extract_corpus(paths, spec: FeatureSpec, *, n_jobs: int | None = None, cache: bool = True,
-                   progress: bool = True, errors: str = "raise", return_kept: bool = False):
-    """Features of many files stacked into one ``float32`` array ``(n_clips, *spec.shape)``.
-
-    ``paths``: file paths (or an index DataFrame with a ``path`` column), in the order of
-    the result rows. Work is spread over ``n_jobs`` worker processes with a progress bar
-    (default ``None``: ``SERLIB_N_JOBS`` if set, else the idle cores – on a machine already
-    busy with other work extra processes cost more to start than they return; fewer than
-    200 clips are always done in this process), and every clip's features are
-    cached under ``cache_dir()/features/<spec.key()>/`` keyed by a hash of the file's
-    *bytes*, so renamed or duplicated files hit the cache and edited ones do not; a second
-    call with the same files loads one consolidated array (see :mod:`serlib.feature_cache`).
-
-    ``errors="raise"`` (default) stops at the first unusable file with an
-    :class:`~serlib.errors.AudioError` naming it; ``errors="skip"`` leaves such files out
-    with a warning naming each, and ``return_kept=True`` then also returns the positions
-    (into ``paths``) of the rows kept. Specs without a fixed shape (``n_frames=None`` for
-    a frame-level kind) cannot be stacked and raise :class:`~serlib.errors.SerlibError`.
-    Explained in the chapter "Features and augmentation".
-    """
-    from .feature_cache import extract_corpus_cached
-
-    return extract_corpus_cached(paths, spec, n_jobs=n_jobs, cache=cache, progress=progress,
-                                 errors=errors, return_kept=return_kept)
-
-
-def clear_cache(spec: FeatureSpec | None = None) -> int:
-    """Delete cached features (of ``spec``, or all of them); returns the files removed.
-
-    Explained in the chapter "Features and augmentation".
-    """
-    from .feature_cache import clear_cache as _clear
-
-    return _clear(spec)
-
-
-def frame_times(spec: FeatureSpec, n_frames: int | None = None) -> np.ndarray:
-    """Centre time (seconds, from the start of the loaded window) of each output frame.
-
-    Explained in the chapter "Features and augmentation".
-    """
-    n = n_frames if n_frames is not None else spec.n_frames
-    if n is None:
-        raise SerlibError("frame_times needs n_frames (the spec does not fix it)")
-    return np.arange(n) * spec.hop_length / spec.sr
-
-
 __all__ = ["KINDS", "FeatureSpec", "feature_shape", "REPORT_SPECS", "REPORT_NOTES", "report_spec",
-           "extract", "extract_file", "extract_recording", "extract_corpus", "load_for_spec", "clear_cache",
-           "frame_times", "FRAMES162_LAYOUT"]
+           "extract", "extract_file", "extract_recording", "load_for_spec", "FeaturePlan", "feature_plan",
+           "install_plan", "FRAMES162_LAYOUT"]

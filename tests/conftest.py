@@ -7,7 +7,9 @@ import hashlib
 import http.server
 import importlib.util
 import io
+import logging
 import os
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -56,6 +58,42 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("SERLIB_CACHE_DIR", None)
     else:
         os.environ["SERLIB_CACHE_DIR"] = old
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (capsys swaps it per test)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _serlib_messages_on_stderr():
+    """serlib's log messages (INFO and up) on the test's stderr, formatted as the command line
+    shows them (``serlib: warning: ...``), so capsys sees them; they still propagate to the
+    root logger (caplog). The logger's state is restored after each test (``serlib`` commands
+    run in-process change it)."""
+    from serlib import log
+
+    logger = logging.getLogger(log.ROOT)
+    saved = logger.handlers[:], logger.level, logger.propagate
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter(log.FORMAT))
+    setattr(handler, log._DEFAULT, True)     # serlib.log.show() (the CLI) replaces it, as it would its own
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = True
+    yield
+    logger.handlers, level, logger.propagate = saved
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import librosa
@@ -15,7 +14,7 @@ import soundfile as sf
 
 from serlib import feature_cache
 from serlib import features as F
-from serlib.errors import AudioError, SerlibError
+from serlib.errors import AudioError, ConfigError, SerlibError
 from serlib.features import REPORT_NOTES, REPORT_SPECS, FeatureSpec, feature_shape
 
 #: The per-clip shapes the report specs are documented to give.
@@ -103,7 +102,7 @@ def test_spec_round_trip_key_and_shape():
         FeatureSpec(window="kaiser")
     with pytest.raises(ValueError, match="n_mfcc"):
         FeatureSpec(n_mfcc=60, n_mels=40)
-    with pytest.raises(KeyError, match="000"):
+    with pytest.raises(ConfigError, match="000"):
         F.report_spec("005")
     assert F.report_spec("004") is REPORT_SPECS["004"]
 
@@ -130,7 +129,7 @@ def test_report_spec_shapes_on_real_files(ravdess_dir):
              ravdess_dir / "Actor_01" / "03-01-02-01-01-02-01.flac",    # stereo
              ravdess_dir / "Actor_20" / "03-01-05-02-02-02-20.flac"]
     for name, spec in REPORT_SPECS.items():
-        X = F.extract_corpus(paths, spec, n_jobs=1, cache=False, progress=False)
+        X = feature_cache.extract_corpus(paths, spec, n_jobs=1, cache=False, progress=False)
         assert X.shape == (3, *EXPECTED_SHAPES[name]) and X.dtype == np.float32, name
         assert np.all(np.isfinite(X))
         assert not np.allclose(X[0], X[2])
@@ -259,20 +258,20 @@ def test_short_clips_are_padded_and_tiny_ones_rejected(tmp_path):
 
 
 def test_corpus_matches_per_file_and_accepts_an_index(wav_files, cache_root):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     assert X.shape == (20, 50, 13) and X.dtype == np.float32
     for row, path in zip(X, wav_files[:3]):
         np.testing.assert_array_equal(row, F.extract_file(path, SMALL))
     import pandas as pd
 
-    again = F.extract_corpus(pd.DataFrame({"path": [str(p) for p in wav_files]}), SMALL, progress=False)
+    again = feature_cache.extract_corpus(pd.DataFrame({"path": [str(p) for p in wav_files]}), SMALL, progress=False)
     np.testing.assert_array_equal(again, X)
-    empty = F.extract_corpus([], SMALL, progress=False)
+    empty = feature_cache.extract_corpus([], SMALL, progress=False)
     assert empty.shape == (0, 50, 13)
 
 
 def test_second_run_is_served_from_the_cache(wav_files, cache_root, counting):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     assert len(counting) == 20
     folder = cache_root / "features" / SMALL.key()
     assert len(list(folder.glob("corpus-*.npy"))) == 1
@@ -281,46 +280,46 @@ def test_second_run_is_served_from_the_cache(wav_files, cache_root, counting):
 
     assert feature_cache.LAST_RUN["computed"] == 20 and feature_cache.LAST_RUN["workers"] == 0
     counting.clear()
-    np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert counting == []                                      # the consolidated array
     assert feature_cache.LAST_RUN["consolidated"] and feature_cache.LAST_RUN["from_cache"] == 20
     for corpus in folder.glob("corpus-*.npy"):
         corpus.unlink()
-    np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert counting == []                                      # the per-clip entries
-    reordered = F.extract_corpus(wav_files[::-1][:5], SMALL, n_jobs=1, progress=False)
+    reordered = feature_cache.extract_corpus(wav_files[::-1][:5], SMALL, n_jobs=1, progress=False)
     np.testing.assert_array_equal(reordered, X[::-1][:5])
     assert counting == []
 
 
 def test_warm_run_does_not_reread_unchanged_files(wav_files, cache_root, monkeypatch):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     hashed = []
     real = feature_cache.content_hash
     monkeypatch.setattr(feature_cache, "content_hash", lambda p: hashed.append(p) or real(p))
-    np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert hashed == []                                        # size + mtime matched the index
     os.utime(wav_files[3], ns=(time.time_ns(), time.time_ns() + 10**9))
-    np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert [os.path.basename(p) for p in hashed] == ["clip03.wav"]
 
 
 def test_cache_is_keyed_by_content_not_name(wav_files, cache_root, counting, tmp_path):
-    X = F.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
     counting.clear()
     copy = tmp_path / "renamed.wav"
     shutil.copy(wav_files[0], copy)
-    np.testing.assert_array_equal(F.extract_corpus([copy], SMALL, n_jobs=1, progress=False)[0], X[0])
+    np.testing.assert_array_equal(feature_cache.extract_corpus([copy], SMALL, n_jobs=1, progress=False)[0], X[0])
     assert counting == []
     _write(wav_files[1], _voice(16000, 0.8, seed=99, f0=230), 16000)   # same name, new content
-    Y = F.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
+    Y = feature_cache.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
     assert [os.path.basename(p) for p in counting] == ["clip01.wav"]
     assert not np.allclose(Y[1], X[1])
     np.testing.assert_array_equal(Y[[0, 2, 3]], X[[0, 2, 3]])
 
 
 def test_killed_mid_write_leaves_nothing_that_is_trusted(wav_files, cache_root, counting):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     folder = cache_root / "features" / SMALL.key()
     for corpus in folder.glob("corpus-*.npy"):
         corpus.unlink()
@@ -335,7 +334,7 @@ def test_killed_mid_write_leaves_nothing_that_is_trusted(wav_files, cache_root, 
     old = time.time() - 2 * feature_cache.STALE_TMP_S
     os.utime(stale_tmp, (old, old))
     counting.clear()
-    Y = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    Y = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     np.testing.assert_array_equal(Y, X)
     assert [os.path.basename(p) for p in counting] == ["clip05.wav"]   # only the broken one recomputed
     np.testing.assert_array_equal(np.load(entry), X[5])        # and rewritten whole
@@ -344,43 +343,43 @@ def test_killed_mid_write_leaves_nothing_that_is_trusted(wav_files, cache_root, 
 
 
 def test_corrupt_consolidated_array_falls_back_to_entries(wav_files, cache_root, counting):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     (corpus,) = (cache_root / "features" / SMALL.key()).glob("corpus-*.npy")
     corpus.write_bytes(corpus.read_bytes()[:200])
     counting.clear()
-    np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert counting == []
     np.testing.assert_array_equal(np.load(corpus), X)          # rewritten
 
 
 def test_entries_of_another_algorithm_version_are_dropped(wav_files, cache_root, counting, monkeypatch):
-    F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
+    feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
     monkeypatch.setattr(F, "ALGORITHM_VERSION", F.ALGORITHM_VERSION + 1)
     counting.clear()
-    F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
+    feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
     assert len(counting) == 3
 
 
-def test_unreadable_and_missing_files(wav_files, cache_root, tmp_path):
+def test_unreadable_and_missing_files(wav_files, cache_root, tmp_path, capsys):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF this is not really a wave file" * 10)
     paths = [wav_files[0], broken, wav_files[1]]
     with pytest.raises(AudioError, match="broken.wav"):
-        F.extract_corpus(paths, SMALL, n_jobs=1, progress=False)
+        feature_cache.extract_corpus(paths, SMALL, n_jobs=1, progress=False)
     with pytest.raises(AudioError, match="missing.wav.*no such file"):
-        F.extract_corpus([wav_files[0], tmp_path / "missing.wav"], SMALL, n_jobs=1, progress=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        X, kept = F.extract_corpus(paths + [tmp_path / "missing.wav"], SMALL, n_jobs=1, progress=False,
-                                   errors="skip", return_kept=True)
+        feature_cache.extract_corpus([wav_files[0], tmp_path / "missing.wav"], SMALL, n_jobs=1, progress=False)
+    capsys.readouterr()
+    X, kept = feature_cache.extract_corpus(paths + [tmp_path / "missing.wav"], SMALL, n_jobs=1, progress=False,
+                                           errors="skip", return_kept=True)
     assert X.shape == (2, 50, 13) and kept.tolist() == [0, 2]
-    messages = [str(w.message) for w in caught]
-    assert any("broken.wav" in m for m in messages) and any("missing.wav" in m for m in messages)
+    messages = capsys.readouterr().err.strip().splitlines()       # one logged warning line per file skipped
+    assert len(messages) == 2 and all(m.startswith("serlib: warning: extract_corpus skipped") for m in messages)
+    assert "broken.wav" in messages[0] and "missing.wav" in messages[1]
     np.testing.assert_array_equal(X[1], F.extract_file(wav_files[1], SMALL))
     with pytest.raises(AudioError, match="broken.wav"):        # a failure is never cached as a success
-        F.extract_corpus([broken], SMALL, n_jobs=1, progress=False, cache=False)
-    with pytest.raises(ValueError, match="errors"):
-        F.extract_corpus(paths, SMALL, errors="ignore")
+        feature_cache.extract_corpus([broken], SMALL, n_jobs=1, progress=False, cache=False)
+    with pytest.raises(ConfigError, match="errors"):
+        feature_cache.extract_corpus(paths, SMALL, errors="ignore")
 
 
 def test_automatic_worker_count_follows_idle_cores(monkeypatch):
@@ -396,20 +395,20 @@ def test_automatic_worker_count_follows_idle_cores(monkeypatch):
 
 def test_unfixed_spec_cannot_be_stacked(wav_files):
     with pytest.raises(SerlibError, match="n_frames"):
-        F.extract_corpus(wav_files, SMALL.replace(n_frames=None), progress=False)
+        feature_cache.extract_corpus(wav_files, SMALL.replace(n_frames=None), progress=False)
 
 
 @pytest.mark.slow
 def test_parallel_equals_serial_and_shares_the_work(wav_files, cache_root, monkeypatch):
     monkeypatch.setattr(feature_cache, "PARALLEL_MIN_CLIPS", 1)
     spec = REPORT_SPECS["004"]
-    serial = F.extract_corpus(wav_files, spec, n_jobs=1, cache=False, progress=False)
+    serial = feature_cache.extract_corpus(wav_files, spec, n_jobs=1, cache=False, progress=False)
     try:
         assert feature_cache.start_workers(2) == 2
         calls = []
         real = F.extract_file
         monkeypatch.setattr(F, "extract_file", lambda path, s: calls.append(path) or real(path, s))
-        parallel = F.extract_corpus(wav_files, spec, n_jobs=2, cache=True, progress=False)
+        parallel = feature_cache.extract_corpus(wav_files, spec, n_jobs=2, cache=True, progress=False)
     finally:
         feature_cache.stop_workers()
     np.testing.assert_array_equal(parallel, serial)
@@ -421,12 +420,12 @@ def test_parallel_equals_serial_and_shares_the_work(wav_files, cache_root, monke
 def test_standin_corpus_through_the_cache(standin_dir, cache_root, counting):
     paths = sorted(standin_dir.rglob("*.wav"))[:24]
     spec = REPORT_SPECS["004"]
-    X = F.extract_corpus(paths, spec, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(paths, spec, n_jobs=1, progress=False)
     assert X.shape == (24, 226, 162) and np.all(np.isfinite(X))
     counting.clear()
-    np.testing.assert_array_equal(F.extract_corpus(paths, spec, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(paths, spec, n_jobs=1, progress=False), X)
     assert counting == []
-    assert F.clear_cache(spec) > 24
+    assert feature_cache.clear_cache(spec) > 24
     assert not (cache_root / "features" / spec.key()).exists()
 
 
@@ -434,7 +433,7 @@ def test_byte_identical_files_are_computed_once(wav_files, cache_root, counting,
     """Like RAVDESS's Actor_07 pair: two names, one recording, one extraction."""
     twin = tmp_path / "twin.wav"
     shutil.copy(wav_files[2], twin)
-    X = F.extract_corpus([wav_files[2], wav_files[3], twin], SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus([wav_files[2], wav_files[3], twin], SMALL, n_jobs=1, progress=False)
     assert len(counting) == 2
     np.testing.assert_array_equal(X[0], X[2])
 

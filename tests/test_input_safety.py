@@ -72,13 +72,13 @@ def test_a_cache_below_a_regular_file_warns_once_and_computes_in_memory(wav_file
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("SERLIB_CACHE_DIR", str(blocker / "cache"))   # mkdir fails, even for root
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
-    again = F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    again = feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
     lines = _warnings(capsys.readouterr().err)
     assert len(lines) == 1, lines                                       # once, not per call or clip
     assert str(blocker / "cache") in lines[0] and "SERLIB_CACHE_DIR" in lines[0]
     assert "clip" not in lines[0]                                       # the cache is named, not a clip
-    np.testing.assert_array_equal(X, F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False, cache=False))
+    np.testing.assert_array_equal(X, feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False, cache=False))
     np.testing.assert_array_equal(again, X[:3])
     assert blocker.read_text() == "not a folder"
 
@@ -89,7 +89,7 @@ def test_a_read_only_cache_folder_is_named_and_left_alone(wav_files, cache_root,
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == cache_root / "features"
                         else real_access(p, mode, **kw))
-    X = F.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
     assert X.shape == (4, 50, 13)
     (line,) = _warnings(capsys.readouterr().err)
     assert line.startswith(f"serlib: warning: {cache_root / 'features'}: ") and "clip" not in line
@@ -115,7 +115,7 @@ def test_a_bad_n_jobs_is_one_line_naming_the_variable(value, monkeypatch, wav_fi
     message = str(info.value)
     assert message.startswith(f"SERLIB_N_JOBS={value!r}:") and "\n" not in message
     with pytest.raises(SerlibError, match="SERLIB_N_JOBS"):
-        F.extract_corpus(wav_files[:2], SMALL, progress=False)
+        feature_cache.extract_corpus(wav_files[:2], SMALL, progress=False)
 
 
 def test_a_good_n_jobs_is_used(monkeypatch):
@@ -213,7 +213,7 @@ def _overwrite_data(path: Path, rows) -> None:
 
 
 def test_an_overwritten_entry_is_dropped_with_one_line_and_recomputed(wav_files, cache_root, counting, capsys):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     folder = cache_root / "features" / SMALL.key()
     for corpus in folder.glob("corpus-*.npy"):
         corpus.unlink()
@@ -222,7 +222,7 @@ def test_an_overwritten_entry_is_dropped_with_one_line_and_recomputed(wav_files,
     assert np.array_equal(np.load(entry), X[2])                         # a valid-looking array
     counting.clear()
     capsys.readouterr()
-    Y = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    Y = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     np.testing.assert_array_equal(Y, X)                                  # never used
     assert counting == ["clip07.wav"]                                    # recomputed
     (line,) = _warnings(capsys.readouterr().err)
@@ -231,32 +231,32 @@ def test_an_overwritten_entry_is_dropped_with_one_line_and_recomputed(wav_files,
 
 
 def test_an_overwritten_consolidated_array_is_not_used(wav_files, cache_root, counting, capsys):
-    X = F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     (corpus,) = (cache_root / "features" / SMALL.key()).glob("corpus-*.npy")
     _overwrite_data(corpus, X[::-1])                                    # labels no longer line up
     counting.clear()
     capsys.readouterr()
-    np.testing.assert_array_equal(F.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert counting == []                                                # the per-clip entries serve
     (line,) = _warnings(capsys.readouterr().err)
     assert str(corpus) in line
 
 
 def test_a_poisoned_content_index_is_ignored(wav_files, cache_root, capsys):
-    X = F.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False)
     index = cache_root / "features" / feature_cache.INDEX_NAME
     stored = json.loads(index.read_text())
     a, b = (os.path.abspath(p) for p in wav_files[:2])
     stored["entries"][a][2] = stored["entries"][b][2]                  # clip 0 now "is" clip 1
     index.write_text(json.dumps(stored))
     capsys.readouterr()
-    np.testing.assert_array_equal(F.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files[:4], SMALL, n_jobs=1, progress=False), X)
     (line,) = _warnings(capsys.readouterr().err)
     assert str(index) in line
 
 
 def test_plain_npy_files_huge_files_and_folders_in_the_cache_are_not_trusted(wav_files, cache_root, capsys):
-    X = F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
+    X = feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
     folder = cache_root / "features" / SMALL.key()
     entries = [folder / f"{feature_cache.content_hash(p)}.npy" for p in wav_files[:3]]
     np.save(entries[0], X[1])                                           # no checksum trailer
@@ -265,7 +265,7 @@ def test_plain_npy_files_huge_files_and_folders_in_the_cache_are_not_trusted(wav
     entries[2].unlink()
     entries[2].mkdir()                                                  # cannot even be replaced
     capsys.readouterr()
-    np.testing.assert_array_equal(F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False), X)
+    np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False), X)
     lines = _warnings(capsys.readouterr().err)
     assert any(str(entries[0]) in line and "checksum" in line for line in lines)
     assert any(str(entries[1]) in line and "larger" in line for line in lines)
@@ -273,13 +273,13 @@ def test_plain_npy_files_huge_files_and_folders_in_the_cache_are_not_trusted(wav
 
 
 def test_entries_of_the_unchecksummed_format_are_dropped(wav_files, cache_root, counting):
-    F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
+    feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
     meta = cache_root / "features" / SMALL.key() / "meta.json"
     stored = json.loads(meta.read_text())
     del stored["format"]                                                # as the previous serlib wrote it
     meta.write_text(json.dumps(stored))
     counting.clear()
-    F.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
+    feature_cache.extract_corpus(wav_files[:3], SMALL, n_jobs=1, progress=False)
     assert len(counting) == 3
 
 

@@ -7,7 +7,8 @@ import soundfile as sf
 
 from serlib import audio
 from serlib.errors import SerlibError
-from serlib.features import FeatureSpec, extract_corpus, extract_file
+from serlib.feature_cache import extract_corpus
+from serlib.features import FeatureSpec, extract_file
 from serlib.functionals import SR, functional_names, functionals
 from serlib.pipeline import Pipeline, StatsView
 
