@@ -10,7 +10,7 @@ export SERLIB_QUICK
 LOCKED ?= 0
 CONSTRAINTS := $(if $(filter 1,$(LOCKED)),-c constraints.txt,)
 
-.PHONY: install book book-full book-student colab-cells test unit notebooks browser clean
+.PHONY: install book book-full book-student slides colab-cells test unit notebooks browser clean
 
 install:
 	$(PIP) install -q -r requirements.txt $(CONSTRAINTS)
@@ -25,6 +25,11 @@ book: install
 book-student: install
 	$(PYTHON) -m serlib.book_cells --check
 	$(PYTHON) -m serlib.book_editions
+
+# One reveal.js deck per chapter, _build/slides/NN_name.slides.html: figures, key equations, audio;
+# reveal.js and MathJax are copied beside them, so the decks work without a network.
+slides: install
+	$(PYTHON) -m serlib.book_slides
 
 # Rewrite every chapter's Colab install cell from _config.yml's repository.url (after changing it).
 colab-cells:

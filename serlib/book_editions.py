@@ -173,8 +173,13 @@ def execute(path: Path, *, timeout: int, quick: bool) -> dict:
     return json.loads(nbformat.writes(nb))
 
 
-def executed_notebooks(root: Path, *, quick: bool, fresh: bool = False, log=print) -> dict[Path, dict]:
-    """Every chapter of ``root``'s table of contents, executed: reused from the last build or run now."""
+def executed_notebooks(root: Path, *, quick: bool, fresh: bool = False, executed_dir=None,
+                       log=print) -> dict[Path, dict]:
+    """Every chapter of ``root``'s table of contents, executed: reused from the last build or run now.
+
+    ``executed_dir`` is where the last build left its executed notebooks (default
+    ``ROOT/_build/jupyter_execute``, where ``make book`` writes them).
+    """
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
@@ -182,11 +187,11 @@ def executed_notebooks(root: Path, *, quick: bool, fresh: bool = False, log=prin
     done = {}
     for path in chapter_notebooks(root):
         source = json.loads(path.read_text(encoding="utf-8"))
-        previous = root / "_build" / "jupyter_execute" / path.relative_to(root)
+        previous = Path(executed_dir or root / "_build" / "jupyter_execute") / path.relative_to(root)
         if not fresh and previous.is_file():
             executed = json.loads(previous.read_text(encoding="utf-8"))
             if reusable(source, executed, quick):
-                log(f"{path.relative_to(root)}: reusing the outputs of the last build ({previous.relative_to(root)})")
+                log(f"{path.relative_to(root)}: reusing the outputs of the last build ({previous})")
                 done[path] = executed
                 continue
         start = time.perf_counter()
