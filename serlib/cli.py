@@ -133,7 +133,7 @@ class _OneLineWarnings:
 def _cmd_evaluate(args) -> int:
     import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .runs import load_run
-    from .training import evaluate_run
+    from .evaluation import evaluate_run
 
     with _OneLineWarnings("evaluate"):
         run = load_run(args.run_dir)  # a folder that is not a run (or a damaged one) fails here, in one line

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .log import get_logger, info
+
+logger = get_logger(__name__)
 
 #: Folder names searched beside the speech folder.
 SONG_FOLDER_NAMES = ("ravdess-song", "Audio_Song_Actors_01-24")
@@ -56,13 +59,13 @@ def song_data(model_name: str, song=None, *, speech=None, verbose=1):
     stand-in speech corpus. Explained in the chapter "Beyond the reports".
     """
     from .models import get_model
-    from .training import _log, prepare_data
+    from .training import prepare_data
 
     if song is False:
         return None
     if speech is not None and speech.data.get("synthetic"):
         if song is not None:
-            _log(verbose, "song clips ignored: the speech data is the synthetic stand-in")
+            info(logger, verbose, "song clips ignored: the speech data is the synthetic stand-in")
         return None
     if song is None:
         entry = speech.entry if speech is not None else get_model(model_name)
@@ -70,8 +73,8 @@ def song_data(model_name: str, song=None, *, speech=None, verbose=1):
             return None
         song = find_song_folder(speech.data.get("path") if speech is not None else None)
         if song is None:
-            _log(verbose, f"{model_name}: no RAVDESS song folder found (set SERLIB_SONG_DIR to add one); "
-                          "training on speech only")
+            info(logger, verbose, f"{model_name}: no RAVDESS song folder found (set SERLIB_SONG_DIR to add one); "
+                                 "training on speech only")
             return None
     prep = prepare_data(speech.model_name if speech is not None else model_name, song, verbose=0)
     channel = prep.index["vocal_channel"] if "vocal_channel" in prep.index else None

@@ -12,7 +12,8 @@ from serlib.errors import SerlibError
 from serlib.functionals import functionals
 from serlib.models import register_variant
 from serlib.runs import load_run
-from serlib.training import evaluate_run, prepare_data, train
+from serlib.evaluation import evaluate_run
+from serlib.training import prepare_data, train
 
 BASE = "das2019_model_b"          # the fastest registered model
 FUSED = "test_das_b_fused"

@@ -215,7 +215,7 @@ def test_evaluate_and_a_waveform_use_the_three_speeds_too(trained, standin_dir):
     import soundfile as sf
 
     from serlib.predict import predict_paths, predict_waveform
-    from serlib.training import evaluate_run
+    from serlib.evaluation import evaluate_run
 
     report = evaluate_run(trained.dir, standin_dir)
     assert report["n"] > 0 and 0 <= report["uar"] <= 1

@@ -14,7 +14,8 @@ import pytest
 from serlib import cli
 from serlib.errors import SerlibError
 from serlib.runs import RUN_FILES, load_run
-from serlib.training import default_split, evaluate_run, prepare_data, train
+from serlib.evaluation import evaluate_run
+from serlib.training import default_split, prepare_data, train
 
 MODEL = "das2019_model_b"  # 4,456 parameters, 40 MFCC means per clip: the fastest model
 TINY = dict(epochs=2, batch_size=16, quick=True, verbose=0)
@@ -137,16 +138,16 @@ def test_cli_errors_are_one_line(argv, expect, standin_dir, tmp_path, capsys):
 
 
 def test_augmentation_never_touches_test_clips(standin_dir, tmp_path, monkeypatch):
-    import serlib.training as training
+    import serlib.training.augmentation as augmentation
 
     loaded = []
-    original = training._load_waveforms
+    original = augmentation._load_waveforms
 
     def spy(paths, spec):
         loaded.extend(paths)
         return original(paths, spec)
 
-    monkeypatch.setattr(training, "_load_waveforms", spy)
+    monkeypatch.setattr(augmentation, "_load_waveforms", spy)
     monkeypatch.setenv("SERLIB_CACHE_DIR", str(tmp_path / "cache"))  # no cached augmentation
     run = train(MODEL, standin_dir, out_dir=tmp_path / "aug", seed=1,
                 augment={"copies": 1, "ops": ["noise", "shift"]}, **TINY)

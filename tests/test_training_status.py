@@ -2,7 +2,7 @@
 from types import SimpleNamespace
 
 from serlib.model_pages import training_status
-from serlib.training import _best_epoch
+from serlib.training.fitting import _best_epoch
 
 NAN = float("nan")
 SPREAD = [[3, 1], [1, 3]]      # two labels predicted
