@@ -36,40 +36,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SerlibError
+from .errors import ConfigError, SerlibError
+from .fusion_settings import KEYS, POOLINGS, check_settings  # noqa: F401  (the settings this module uses)
+from .storage import atomic_write
 
 FILE = "functionals.npz"
-KEYS = ("weight", "C", "uniform_prior", "pooling", "speed_copies", "score_speed_copies")
-POOLINGS = ("arithmetic", "geometric")
-
-
-def check_settings(settings) -> dict | None:
-    """Validate an entry's ``functionals_fusion`` dict (``None``: no fusion).
-
-    Explained in the chapter "Beyond the reports".
-    """
-    if settings is None:
-        return None
-    if not isinstance(settings, dict) or set(settings) - set(KEYS):
-        raise SerlibError(f"functionals_fusion must be a dict with keys {', '.join(KEYS)}, not {settings!r}")
-    weight, C = float(settings.get("weight", 0.5)), float(settings.get("C", 0.01))
-    uniform = settings.get("uniform_prior", False)
-    pooling = settings.get("pooling", "arithmetic")
-    copies = settings.get("speed_copies", ())
-    score = settings.get("score_speed_copies", False)
-    try:
-        copies = tuple(float(f) for f in copies)
-    except (TypeError, ValueError):
-        copies = None
-    if (not 0.0 <= weight < 1.0 or C <= 0 or not isinstance(uniform, bool) or pooling not in POOLINGS
-            or copies is None or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in copies)
-            or not isinstance(score, bool) or (score and not copies)):
-        raise SerlibError(f"functionals_fusion {settings!r}: weight in [0, 1) (the network's share), C > 0, "
-                          f"uniform_prior True or False, pooling one of {', '.join(POOLINGS)}, speed_copies "
-                          "a list of speed factors between 0.5 and 2 other than 1, score_speed_copies True "
-                          "(only with speed_copies) or False")
-    return {"weight": weight, "C": C, "uniform_prior": uniform, "pooling": pooling, "speed_copies": copies,
-            "score_speed_copies": score}
 
 
 def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight: float,
@@ -84,7 +55,7 @@ def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight
     recorded for :func:`speeds`. Explained in the chapter "Beyond the reports".
     """
     if pooling not in POOLINGS:
-        raise SerlibError(f"pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+        raise ConfigError(f"pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
     from sklearn.linear_model import LogisticRegression
 
     F = np.asarray(F, dtype=np.float64)
@@ -199,8 +170,12 @@ def uniform_prior(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
 
 
 def save(params: dict, path) -> None:
-    """Write the regression's arrays to ``path`` (``.npz``). Explained in "Beyond the reports"."""
-    np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
+    """Write the regression's arrays to ``path`` (``.npz``), atomically (:mod:`serlib.storage`).
+
+    Explained in the chapter "Beyond the reports".
+    """
+    arrays = {k: np.asarray(v) for k, v in params.items()}
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load(path) -> dict:

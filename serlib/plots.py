@@ -11,14 +11,13 @@ should pass them to :func:`save_figure` (or ``plt.close``) when done.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .errors import SerlibError
+from .errors import ConfigError, SerlibError
+from .storage import atomic_write
 
 
 def _new_axes(ax, ncols: int = 1, figsize=(7, 3)):
@@ -51,18 +50,18 @@ def save_figure(fig, path, *, dpi: int = 120, close: bool = True) -> Path:
     fig = getattr(fig, "figure", fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
+    fmt = path.suffix.lstrip(".").lower() or "png"
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        supported = fig.canvas.get_supported_filetypes()
+        if fmt not in supported:
+            raise ConfigError(f"{path}: matplotlib cannot write {fmt!r} images; "
+                              f"use one of {', '.join(sorted(supported))}")
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    if close:
-        import matplotlib.pyplot as plt
+        if close:
+            import matplotlib.pyplot as plt
 
-        plt.close(fig)
+            plt.close(fig)
     return path
 
 

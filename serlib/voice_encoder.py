@@ -38,7 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import cache_dir, env_path
 from .errors import SerlibError
+from .log import get_logger
+from .storage import write_bytes
+
+log = get_logger(__name__)
 
 PACKAGE = "resemblyzer==0.1.4"
 MEMBER = "resemblyzer/pretrained.pt"
@@ -68,8 +73,6 @@ def encoder_names() -> list[str]:
 
 
 def _cached_path() -> Path:
-    from .config import cache_dir
-
     try:
         root = cache_dir()
     except OSError as error:            # a cache folder that cannot be created
@@ -146,8 +149,7 @@ def fetch_weights(dest: Path | None = None, *, quiet: bool = False) -> Path:
     except OSError as error:            # read-only, not a folder, disk full
         raise _unwritable(dest.parent, error) from None
     if not quiet:
-        print(f"serlib: fetching the pretrained voice encoder ({PACKAGE} from PyPI, 15.7 MB, once) "
-              f"into {dest.parent}", file=sys.stderr, flush=True)
+        log.info("fetching the pretrained voice encoder (%s from PyPI, 15.7 MB, once) into %s", PACKAGE, dest.parent)
     with tmp_folder as tmp:
         try:
             done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
@@ -168,10 +170,8 @@ def fetch_weights(dest: Path | None = None, *, quiet: bool = False) -> Path:
         if _sha256(data) != SHA256:
             raise SerlibError(f"{PACKAGE} from PyPI: the {MEMBER} pip fetched does not have the expected "
                               f"SHA-256 (not kept); {_HINT}")
-        part = Path(tmp) / "pretrained.pt"
         try:
-            part.write_bytes(data)
-            os.replace(part, dest)
+            write_bytes(dest, data)
         except OSError as error:
             raise _unwritable(dest.parent, error) from None
     return dest
@@ -183,8 +183,6 @@ def weights_path(fetch: bool = True) -> Path:
     (:func:`fetch_weights`). Whichever it is, :func:`load_encoder` checks its SHA-256
     before reading it. Explained in the chapter "Beyond the reports".
     """
-    from .config import env_path
-
     path = env_path("SERLIB_ENCODER_WEIGHTS", folder=False, error=SerlibError,
                     hint="point it at resemblyzer's pretrained.pt or unset it")
     if path is not None:

@@ -296,7 +296,7 @@ def test_corpus_explicit_standin_is_flagged(standin_dir, capsys):
     banner = c.banner()
     assert banner.startswith("SYNTHETIC STAND-IN CORPUS — results are not RAVDESS results")
     assert "240 clips, 4 actors (2 female, 2 male)" in banner and "\n" not in banner
-    assert banner in capsys.readouterr().out
+    assert f"serlib: {banner}" in capsys.readouterr().err.splitlines()     # logged at INFO
 
 
 def test_corpus_falls_back_to_standin_loudly(no_real_data, standin_dir, capsys):
@@ -340,7 +340,7 @@ def test_corpus_real(ravdess_dir, capsys):
     c = load_corpus(ravdess_dir)
     assert c.source == "ravdess" and not c.synthetic
     assert c.banner() == f"RAVDESS — {ravdess_dir} — 1,200 clips, 20 actors (10 female, 10 male), 8 emotions"
-    assert c.banner() in capsys.readouterr().out
+    assert f"serlib: {c.banner()}" in capsys.readouterr().err.splitlines()     # logged at INFO
 
 
 def test_corpus_prefers_shared_copy(monkeypatch, ravdess_dir):

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from serlib import plots  # noqa: E402
 from fake_index import ravdess_like_frame  # noqa: E402
 from serlib.datasets.ravdess import EMOTIONS  # noqa: E402
-from serlib.errors import SerlibError  # noqa: E402
+from serlib.errors import ConfigError, SerlibError  # noqa: E402
 from serlib.metrics import classification_report  # noqa: E402
 from serlib.splits import random_split  # noqa: E402
 
@@ -166,6 +166,11 @@ def test_save_figure_atomic(tmp_path, clip):
     assert path.read_bytes().startswith(PNG)
     assert [p.name for p in path.parent.iterdir()] == ["wave.png"]  # no temporary left behind
     assert not plt.fignum_exists(ax.figure.number)
+    svg = plots.save_figure(plots.plot_waveform(clip, SR), tmp_path / "sub" / "wave.svg")
+    assert b"<svg" in svg.read_bytes()[:400]                          # the format follows the suffix
+    with pytest.raises(ConfigError, match="cannot write 'xyz' images"):
+        plots.save_figure(plots.plot_waveform(clip, SR), tmp_path / "sub" / "wave.xyz")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["wave.png", "wave.svg"]
 
 
 def test_comparisons_on_shared_y_axes_both_read_top_down():

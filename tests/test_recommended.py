@@ -16,7 +16,7 @@ keras = pytest.importorskip("keras")
 
 from serlib.models import build_model, describe_models, get_model, make_optimizer  # noqa: E402
 from serlib.models import recommended as rec  # noqa: E402
-from serlib.errors import SerlibError  # noqa: E402
+from serlib.errors import ConfigError, SerlibError  # noqa: E402
 
 NAME = "serlib_logmel_cnn_attn"
 
@@ -97,7 +97,7 @@ def test_attentive_pooling_gives_mean_and_std_of_a_constant_sequence():
 
 
 def test_builder_rejects_unknown_settings():
-    with pytest.raises(TypeError, match="unknown settings"):
+    with pytest.raises(ConfigError, match="unknown settings"):
         rec.build_recommended((256, 64), 8, wrap=0.1)
 
 

@@ -16,7 +16,6 @@ index of :func:`~serlib.datasets.ravdess.index_ravdess`. Explained in the chapte
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import cache_dir, env_path, shared_data_root
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..log import get_logger, info
 from .download import completed_download, download_ravdess
 from .ravdess import EMOTIONS, index_ravdess
 from .standin import is_standin, make_standin_corpus
@@ -45,6 +45,8 @@ _SYNTHETIC_WARNING = """\
 ***  For the real data run `serlib download`, or unzip
 ***  Audio_Speech_Actors_01-24.zip and set SERLIB_DATA_DIR to that folder.
 ************************************************************************"""
+
+log = get_logger(__name__)
 
 _INDEX_CACHE: dict = {}
 _WARNED: set = set()
@@ -98,7 +100,7 @@ class Corpus:
     def __post_init__(self):
         self.root = Path(self.root)
         if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+            raise ConfigError(f"source must be one of {SOURCES}, got {self.source!r}")
 
     def __len__(self) -> int:
         return len(self.index)
@@ -210,7 +212,7 @@ class Corpus:
 
 def _task_column(task: str) -> str:
     if task not in ("emotion", "gender", "intensity", "actor", "statement", "vocal_channel"):
-        raise ValueError(f"unknown task {task!r}; use 'emotion', 'gender', 'intensity' or 'actor'")
+        raise ConfigError(f"unknown task {task!r}; use 'emotion', 'gender', 'intensity' or 'actor'")
     return task
 
 
@@ -222,10 +224,6 @@ def _source_of(root: Path) -> str:
     return "ravdess"
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _make(root: Path, source: str | None = None, *, verbose: bool) -> Corpus:
     root = Path(root).expanduser()
     source = source or _source_of(root)
@@ -234,9 +232,8 @@ def _make(root: Path, source: str | None = None, *, verbose: bool) -> Corpus:
         key = str(root.resolve())
         if key not in _WARNED:          # the loud warning once per process and folder
             _WARNED.add(key)
-            _say(_SYNTHETIC_WARNING.format(path=root))
-    if verbose:
-        print(corpus.banner(), flush=True)
+            log.warning(_SYNTHETIC_WARNING.format(path=root))
+    info(log, verbose, corpus.banner())
     return corpus
 
 
@@ -247,9 +244,9 @@ def load_corpus(path=None, *, allow_download: bool = False, verbose: bool = True
     names a missing folder: a typo should not silently switch corpora); then the shared
     development copy; then a finished download in the cache; then, with
     ``allow_download``, a fresh download; and last the synthetic stand-in, announced by a
-    loud multi-line warning on stderr (printed once per process and folder). ``verbose``
-    prints the one-line :meth:`Corpus.banner` on stdout. Indexes are remembered in memory per folder, so
-    repeated calls are cheap. Explained in the chapter "The data".
+    loud multi-line warning (logged at WARNING through :mod:`serlib.log`, once per process
+    and folder). ``verbose`` logs the one-line :meth:`Corpus.banner` at INFO. Indexes are
+    remembered in memory per folder, so repeated calls are cheap. Explained in the chapter "The data".
     """
     if path is not None:
         return _make(Path(path), verbose=verbose)
@@ -267,5 +264,5 @@ def load_corpus(path=None, *, allow_download: bool = False, verbose: bool = True
         try:
             return _make(download_ravdess(), "download", verbose=verbose)
         except DataError as error:
-            _say(f"serlib: could not download RAVDESS ({error}); falling back to the synthetic stand-in")
+            log.warning("warning: could not download RAVDESS (%s); falling back to the synthetic stand-in", error)
     return _make(make_standin_corpus(cache_dir() / "standin"), "synthetic", verbose=verbose)

@@ -5,12 +5,12 @@
 folder of your choice. Every step is written so that a failure leaves nothing that
 looks finished:
 
-1. the archive streams into a uniquely named ``.part`` file beside the destination;
+1. the archive streams into a uniquely named temporary file beside the destination;
 2. its size and MD5 checksum are checked *after* the download (a cached archive is
-   checked too), and only then is it renamed to ``.zip``;
+   checked too), and only then is it renamed to ``.zip`` (:func:`serlib.storage.atomic_write`);
 3. it is unpacked into a temporary sibling folder (members that would escape it are
    refused), a completion marker is written into that folder last, and the folder is
-   renamed into place in one atomic step.
+   renamed into place in one atomic step (:func:`serlib.storage.atomic_folder`).
 
 A destination holding the marker is reused without touching the network. If the download
 cannot be done (no network, firewall, changed file), the error says how to do it by hand:
@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..config import cache_dir
 from ..errors import DataError
+from ..storage import PARTIAL_SUFFIX, TMP_SUFFIX, atomic_folder, atomic_write, remove_stale, temp_name, write_json
 
 RAVDESS_RECORD = "https://zenodo.org/records/1188976"
 RAVDESS_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
@@ -53,11 +52,11 @@ def _manual_hint(url: str) -> str:
 def _archive_name(zip_path: Path, url: str) -> tuple[str, str]:
     """How an error names the archive, and what to do with it.
 
-    A fresh download is unpacked from its ``.part`` file, which is deleted on the way out:
+    A fresh download is unpacked from its temporary file, which is deleted on the way out:
     the message then names the URL and never asks to delete a file that is gone. A kept
     archive (``keep_archive``) stays and is named by its path.
     """
-    if zip_path.name.endswith(".part"):
+    if zip_path.name.endswith(TMP_SUFFIX):
         return f"{url}: the downloaded file (not kept)", "try again"
     return f"{zip_path}: this file", "delete it and try again"
 
@@ -93,44 +92,43 @@ def _md5(path: Path) -> str:
 
 
 def _remove_stale(parent: Path, name: str) -> None:
-    """Delete temporary leftovers of runs that were killed long ago (never a live run's)."""
-    now = time.time()
-    for p in parent.glob(f".{name}.*"):
-        if p.name.endswith((".tmp", ".part")) or ".tmp-" in p.name or ".part-" in p.name:
-            try:
-                if now - p.stat().st_mtime > _STALE_SECONDS:
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-            except OSError:
-                pass
+    """Delete temporary leftovers of runs that were killed (never a live run's)."""
+    remove_stale(parent, max_age=_STALE_SECONDS, pattern=f".*{name}.*")
 
 
-def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
-    """Stream ``url`` into ``part``; raise DataError on HTTP/network errors or a short read."""
+def _fetch(url: str, fh, *, progress: bool, timeout: float) -> str:
+    """Stream ``url`` into the open file ``fh``; return the MD5 (hex) of what arrived.
+
+    Raises DataError on HTTP/network errors or a short read."""
     import urllib.error
     import urllib.request
 
     from tqdm.auto import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": "serlib (python urllib)"})
+    digest = hashlib.md5()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             expected = int(expected) if expected and expected.isdigit() else None
             received = 0
             label = PurePosixPath(url.split("?")[0]).name or "download"
-            with open(part, "wb") as fh, tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                                              desc=label, disable=not progress, leave=False) as bar:
+            with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=label, disable=not progress, leave=False) as bar:
                 while True:
                     chunk = response.read(_CHUNK)
                     if not chunk:
                         break
                     fh.write(chunk)
+                    digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as error:
         raise DataError(f"{url}: the server answered HTTP {error.code} ({error.reason}); "
                         f"try again later or {_manual_hint(url)}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
+        if isinstance(error, OSError) and getattr(error, "filename", None):
+            raise                  # writing the file failed (disk full), not the network
         reason = getattr(error, "reason", None) or error
         raise DataError(f"{url}: download failed ({str(reason).splitlines()[0] if str(reason) else type(error).__name__}); "
                         f"check the network or {_manual_hint(url)}") from None
@@ -140,6 +138,14 @@ def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
     if expected is not None and received != expected:
         raise DataError(f"{url}: download broke off after {received:,} of {expected:,} bytes; "
                         f"try again or {_manual_hint(url)}")
+    return digest.hexdigest()
+
+
+def _fetch_verified(url: str, fh, md5: str | None, *, progress: bool, timeout: float) -> None:
+    got = _fetch(url, fh, progress=progress, timeout=timeout)
+    if md5 is not None and got != md5.lower():
+        raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5.lower()}): the download "
+                        f"is corrupt or the file changed; try again or {_manual_hint(url)}")
 
 
 def _safe_members(archive: zipfile.ZipFile, zip_path: Path, url: str):
@@ -199,7 +205,7 @@ def download_ravdess(dest=None, *, url: str = RAVDESS_URL, md5: str | None = RAV
 
     ``dest`` defaults to ``cache_dir()/ravdess`` (``$SERLIB_CACHE_DIR/ravdess``). A
     finished download there is returned at once, without network. Otherwise the archive
-    is streamed (with a progress bar unless ``progress=False``) into a ``.part`` file,
+    is streamed (with a progress bar unless ``progress=False``) into a temporary file,
     its size and ``md5`` are verified (``md5=None`` skips the checksum, e.g. for a
     mirror you trust), and it is unpacked into a temporary sibling folder that is renamed
     to ``dest`` with the completion marker already inside. The archive is deleted
@@ -220,7 +226,7 @@ def download_ravdess(dest=None, *, url: str = RAVDESS_URL, md5: str | None = RAV
         raise
     except OSError as error:   # disk full, read-only folder, ...
         where = Path(error.filename) if error.filename else dest
-        if any(part.startswith(f".{dest.name}.") and (part.endswith(".part") or ".tmp-" in part)
+        if any(part.startswith(".") and dest.name in part and part.endswith((TMP_SUFFIX, PARTIAL_SUFFIX))
                for part in where.parts):
             where = dest.parent        # a temporary file or folder, already removed: name the folder
         raise DataError(f"{where}: cannot write the download ({error.strerror or error}); check that the "
@@ -239,45 +245,29 @@ def _download(dest: Path, url: str, md5: str | None, *, progress: bool, keep_arc
 
     if archive.is_file() and (md5 is None or _md5(archive) != md5.lower()):
         archive.unlink()   # an unverifiable or stale archive: fetch it again
+    fresh = None           # a download unpacked straight from its temporary file, then deleted
     if not archive.is_file():
-        fd, part_name = tempfile.mkstemp(prefix=f".{dest.name}.part-", suffix=".part", dir=parent)
-        os.close(fd)
-        part = Path(part_name)
-        try:
-            _fetch(url, part, progress=progress, timeout=timeout)
-            if md5 is not None:
-                got = _md5(part)
-                if got != md5.lower():
-                    raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5.lower()}): the download "
-                                    f"is corrupt or the file changed; try again or {_manual_hint(url)}")
-            if not keep_archive:
-                archive = part   # unpack straight from the verified .part and delete it after
-            else:
-                os.replace(part, archive)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=parent))
+        if keep_archive:
+            atomic_write(archive, lambda fh: _fetch_verified(url, fh, md5, progress=progress, timeout=timeout))
+        else:
+            fresh = temp_name(archive)
+            try:
+                with open(fresh, "xb") as fh:
+                    _fetch_verified(url, fh, md5, progress=progress, timeout=timeout)
+            except BaseException:
+                fresh.unlink(missing_ok=True)
+                raise
     try:
-        n_files = _unpack(archive, tmp, url)
-        marker = {"complete": True, "url": url, "md5": md5, "files": n_files,
-                  "actors": sorted(p.name for p in tmp.iterdir() if p.is_dir()),
-                  "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        (tmp / DOWNLOAD_MARKER).write_text(json.dumps(marker, indent=1))   # last file written
-        if dest.is_dir():
-            dest.rmdir()   # empty (checked above); os.replace cannot move a folder onto it otherwise
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not completed_download(dest):   # another process finishing first is fine
-                raise DataError(f"{dest}: could not move the unpacked data into place; check that the "
-                                "folder is writable and not in use") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_folder(dest) as tmp:
+            n_files = _unpack(fresh or archive, tmp, url)
+            write_json(tmp / DOWNLOAD_MARKER, {     # last file written
+                "complete": True, "url": url, "md5": md5, "files": n_files,
+                "actors": sorted(p.name for p in tmp.iterdir() if p.is_dir()),
+                "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    except OSError:
+        if not completed_download(dest):   # another process finishing first is fine
+            raise
     finally:
-        if not keep_archive and archive.name.endswith(".part"):
-            archive.unlink(missing_ok=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+        if fresh is not None:
+            fresh.unlink(missing_ok=True)
     return dest

@@ -6,14 +6,16 @@ actor (odd actors are male). Explained in the chapter "The data".
 """
 from __future__ import annotations
 
-import hashlib
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from ..audio import MIN_DURATION, audio_info
 from ..errors import AudioError, DataError
+from ..log import get_logger
+from ..storage import file_blake2b
+
+log = get_logger(__name__)
 
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 #: The six emotions of RAVDESS song (no disgust, no surprised).
@@ -60,16 +62,12 @@ def parse_name(name: str) -> dict:
 
 
 def _hidden(relative: Path) -> bool:
-    """Hidden files and folders (``._x.wav`` from macOS, ``.tmp-`` work folders, ``__MACOSX``)."""
+    """Hidden files and folders (``._x.wav`` from macOS, ``.partial`` work folders, ``__MACOSX``)."""
     return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
 
 
 def _content_id(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=10)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_blake2b(path, digest_size=10)
 
 
 def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFrame:
@@ -79,10 +77,10 @@ def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFram
     ``content_id`` is a hash of the file's bytes, so byte-identical recordings (the
     Actor_07 pair) can be kept on one side of every split. Files whose names are not
     RAVDESS names, or that cannot be read or are too short to analyse, are skipped with
-    one warning line each (``warn`` is called with that line; default: printed to
-    stderr) and a summary line;
+    one warning line each (``warn`` is called with that line; default: logged at WARNING,
+    :mod:`serlib.log`) and a summary line;
     hidden files and folders (``._*`` macOS litter, ``__MACOSX``, serlib's own temporary
-    ``.name.tmp-*`` folders) are ignored.
+    ``.name.*.partial`` folders) are ignored.
     Raises :class:`~serlib.errors.DataError` when the folder is missing or holds no
     usable clip. Explained in the chapter "The data".
     """
@@ -92,7 +90,7 @@ def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFram
                         "(or run `serlib download`)")
     if warn is None:
         def warn(line):
-            print(line, file=sys.stderr)
+            log.warning("warning: %s", line)
     rows, skipped = [], 0
     candidates = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
                         and not _hidden(p.relative_to(folder)))

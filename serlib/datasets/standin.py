@@ -27,14 +27,12 @@ RAVDESS**. Explained in the chapter "The data".
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..storage import atomic_folder, write_json
 from .ravdess import EMOTIONS
 
 #: Bumped whenever the generator changes, so cached corpora are regenerated.
@@ -285,9 +283,12 @@ def make_standin_corpus(dest, *, actors=(1, 2, 3, 4), sr: int = 16_000, seed: in
     import soundfile as sf
 
     dest = Path(dest).expanduser()
-    actors = tuple(int(a) for a in actors)
+    try:
+        actors = tuple(int(a) for a in actors)
+    except (TypeError, ValueError):
+        raise ConfigError(f"actors must be numbers from 1 to 24, got {actors!r}") from None
     if not actors or any(not 1 <= a <= 24 for a in actors):
-        raise ValueError(f"actors must be numbers from 1 to 24, got {actors!r}")
+        raise ConfigError(f"actors must be numbers from 1 to 24, got {actors!r}")
     spec = {"version": STANDIN_VERSION, "actors": list(actors), "sr": int(sr), "seed": int(seed)}
     if _marker_matches(dest, spec):
         return dest
@@ -298,35 +299,17 @@ def make_standin_corpus(dest, *, actors=(1, 2, 3, 4), sr: int = 16_000, seed: in
                         "remove it or choose another folder")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    except OSError as error:
-        raise DataError(f"{dest.parent}: cannot create the stand-in corpus here ({error.strerror or error}); "
-                        "check that the folder is writable or set SERLIB_CACHE_DIR") from None
-    try:
-        for folder, name, actor, emotion, intensity, statement, repetition in standin_names(actors):
-            (tmp / folder).mkdir(exist_ok=True)
-            y = synthesize_clip(actor, emotion, intensity, statement, repetition, sr=sr, seed=seed)
-            sf.write(str(tmp / folder / name), y, sr, subtype="PCM_16")
-        (tmp / STANDIN_MARKER).write_text(json.dumps({**spec, "clips": 60 * len(actors),
-                                                      "note": "synthetic stand-in, not RAVDESS"}))
-        old = None
-        if dest.exists():  # an empty folder or an outdated stand-in: move it aside first
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / "corpus")
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if _marker_matches(dest, spec):   # another process finished the same corpus first
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with atomic_folder(dest, replace=True) as tmp:   # an outdated stand-in is replaced in one step
+            for folder, name, actor, emotion, intensity, statement, repetition in standin_names(actors):
+                (tmp / folder).mkdir(exist_ok=True)
+                y = synthesize_clip(actor, emotion, intensity, statement, repetition, sr=sr, seed=seed)
+                sf.write(str(tmp / folder / name), y, sr, subtype="PCM_16")
+            write_json(tmp / STANDIN_MARKER, {**spec, "clips": 60 * len(actors),
+                                              "note": "synthetic stand-in, not RAVDESS"})
     except OSError as error:   # disk full, read-only folder, ...
-        shutil.rmtree(tmp, ignore_errors=True)
+        if _marker_matches(dest, spec):   # another process finished the same corpus first
+            return dest
         raise DataError(f"{error.filename or dest}: cannot write the stand-in corpus "
-                        f"({error.strerror or error}); check that the folder is writable") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                        f"({error.strerror or error}); check that the folder is writable or set "
+                        "SERLIB_CACHE_DIR") from None
     return dest

@@ -40,10 +40,14 @@ Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import keras
 from keras import layers, ops
 
+from ..errors import ConfigError
 from ..features import FeatureSpec
 from .registry import register
 
@@ -271,16 +275,55 @@ class SmoothedSoftmax(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+#: Settings that must be at least 1 (the others may be 0); fractions must stay below 1.
+_POSITIVE = ("time_pool", "kernel", "attention_units", "hidden")
+_FRACTIONS = ("dropout", "label_smoothing", "warp", "stretch")
+
+
+def check_overrides(overrides: dict) -> dict:
+    """``overrides`` of :data:`DEFAULTS` checked: known names, values of the right kind.
+
+    Whole numbers stay whole (``channels`` a list of them), rates are numbers in [0, 1);
+    anything else raises :class:`~serlib.errors.ConfigError` in one line. Returns them with
+    lists turned into tuples. Explained in the chapter "Beyond the reports".
+    """
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown settings {unknown}; choose from {', '.join(DEFAULTS)}")
+    out = {}
+    for key, value in overrides.items():
+        default = DEFAULTS[key]
+        least = 1 if key in _POSITIVE or isinstance(default, tuple) else 0
+
+        def whole(v, least=least):
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= least
+
+        if isinstance(default, tuple):
+            ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(whole(v) for v in value)
+            value = tuple(value) if ok else value
+            kind = "a list of whole numbers of 1 or more"
+        elif isinstance(default, int):
+            ok = whole(value)
+            kind = f"a whole number of {1 if key in _POSITIVE else 0} or more"
+        else:
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                  and 0 <= value < (1 if key in _FRACTIONS else math.inf))
+            kind = "a number from 0 up to (not including) 1" if key in _FRACTIONS else "a number of 0 or more"
+        if not ok:
+            raise ConfigError(f"setting {key}={value!r}: give {kind} (default {default!r})")
+        out[key] = value
+    return out
+
+
 def build_recommended(input_shape, n_classes, **overrides):
-    """The serlib log-mel CNN (uncompiled); ``overrides`` change :data:`DEFAULTS`.
+    """The serlib log-mel CNN (uncompiled); ``overrides`` change :data:`DEFAULTS`
+    (:func:`check_overrides`: an unknown name or a bad value is a
+    :class:`~serlib.errors.ConfigError`).
 
     ``input_shape`` is ``(frames, bands)`` (``frames`` may be ``None``). Explained in the
     chapter "Beyond the reports".
     """
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown settings {sorted(unknown)}; choose from {', '.join(DEFAULTS)}")
-    cfg = {**DEFAULTS, **overrides}
+    cfg = {**DEFAULTS, **check_overrides(overrides)}
     frames, bands = input_shape
     inputs = keras.Input(shape=(frames, bands), name="logmel")
     x = UtteranceNorm(name="utterance_norm")(inputs)

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..datasets.ravdess import EMOTIONS
-from ..errors import SerlibError
+from ..errors import ConfigError
 from ..features import REPORT_SPECS, FeatureSpec  # noqa: F401  (REPORT_SPECS: the reports' features)
+from ..fusion_settings import check_settings, speed_factors
 
 FAMILIES = ("cnn1d", "cnn2d", "recurrent", "hybrid", "ours")
 REPORTS = ("000", "001", "002", "003", "004", "serlib")
@@ -60,7 +61,7 @@ def callbacks(early_stopping_patience: int | None = None, monitor: str = "val_lo
     if reduce_lr is not None:
         unknown = set(reduce_lr) - set(REDUCE_LR_KEYS)
         if unknown:
-            raise SerlibError(f"reduce_lr has unknown keys {sorted(unknown)}; use {', '.join(REDUCE_LR_KEYS)}")
+            raise ConfigError(f"reduce_lr has unknown keys {sorted(unknown)}; use {', '.join(REDUCE_LR_KEYS)}")
         reduce_lr = {"monitor": monitor, "factor": 0.5, "patience": 5, "min_lr": 1e-6, **reduce_lr}
     return {"early_stopping_patience": early_stopping_patience, "monitor": monitor,
             "reduce_lr": reduce_lr, "checkpoint": bool(checkpoint)}
@@ -134,7 +135,7 @@ class ModelEntry:
 
     def __post_init__(self):
         def bad(what):
-            raise SerlibError(f"model entry {self.name!r}: {what}")
+            raise ConfigError(f"model entry {self.name!r}: {what}")
 
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             bad("names are lower-case letters, digits and underscores, starting with a letter")
@@ -151,10 +152,8 @@ class ModelEntry:
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
             bad("ensemble must be a whole number of networks, 1 or more")
         try:
-            copies = tuple(float(f) for f in (self.speed_copies or ()))
-        except (TypeError, ValueError):
-            copies = None
-        if copies is None or any(not 0.5 <= f <= 2.0 or f == 1.0 for f in copies):
+            copies = speed_factors(self.speed_copies, "speed_copies")
+        except ConfigError:
             bad("speed_copies must be a list of speed factors between 0.5 and 2 other than 1")
         object.__setattr__(self, "speed_copies", copies)
         if self.class_weight not in (None, "balanced"):
@@ -165,8 +164,8 @@ class ModelEntry:
             bad("features must be a serlib.features.FeatureSpec")
         if not callable(self.builder):
             bad("builder must be callable as builder(input_shape, n_classes)")
-        labels = tuple(self.labels)
-        if len(labels) < 2 or len(set(labels)) != len(labels):
+        labels = tuple(self.labels) if isinstance(self.labels, (list, tuple)) else ()
+        if len(labels) < 2 or len(set(labels)) != len(labels) or not all(isinstance(x, str) for x in labels):
             bad("labels must be at least two distinct class names")
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "input_shape", _check_shape(self.input_shape, self.name))
@@ -174,18 +173,16 @@ class ModelEntry:
         object.__setattr__(self, "aliases", tuple(self.aliases))
         if not callable(self.data_filter):
             object.__setattr__(self, "data_filter", dict(self.data_filter or {}))
+        if not isinstance(self.callbacks, dict):
+            bad(f"callbacks must be a dict with keys {', '.join(CALLBACK_KEYS)}")
         unknown = set(self.callbacks) - set(CALLBACK_KEYS)
         if unknown:
             bad(f"unknown callbacks keys {sorted(unknown)}; use {', '.join(CALLBACK_KEYS)}")
         object.__setattr__(self, "callbacks", callbacks(**self.callbacks))
-        from ..fusion import check_settings
-
-        object.__setattr__(self, "functionals_fusion", check_settings(self.functionals_fusion))
-
-    @property
-    def target(self) -> str:
-        """The index column holding this entry's class labels (``emotion`` or ``gender``)."""
-        return self.task
+        try:
+            object.__setattr__(self, "functionals_fusion", check_settings(self.functionals_fusion))
+        except ConfigError as error:
+            bad(str(error))
 
     @property
     def n_classes(self) -> int:
@@ -202,9 +199,9 @@ def _check_shape(shape, name) -> tuple:
     try:
         shape = tuple(None if d is None else int(d) for d in shape)
     except (TypeError, ValueError):
-        raise SerlibError(f"model {name!r}: input_shape {shape!r} must be a tuple of ints (or None)") from None
+        raise ConfigError(f"model {name!r}: input_shape {shape!r} must be a tuple of ints (or None)") from None
     if not shape or any(d is not None and d < 1 for d in shape):
-        raise SerlibError(f"model {name!r}: input_shape {shape!r} must be non-empty with positive sizes")
+        raise ConfigError(f"model {name!r}: input_shape {shape!r} must be non-empty with positive sizes")
     return shape
 
 
@@ -216,17 +213,17 @@ def register_entry(entry: ModelEntry) -> ModelEntry:
     """
     old = _REGISTRY.get(entry.name)
     if old is not None and _builder_id(old.builder) != _builder_id(entry.builder):
-        raise SerlibError(f"model name {entry.name!r} is already registered by {_builder_id(old.builder)}")
+        raise ConfigError(f"model name {entry.name!r} is already registered by {_builder_id(old.builder)}")
     for alias in entry.aliases:
         if not _NAME.match(alias):
-            raise SerlibError(f"alias {alias!r} of {entry.name!r}: use lower-case letters, digits, underscores")
+            raise ConfigError(f"alias {alias!r} of {entry.name!r}: use lower-case letters, digits, underscores")
         if alias in _REGISTRY:
-            raise SerlibError(f"alias {alias!r} of {entry.name!r} clashes with a registered model name")
+            raise ConfigError(f"alias {alias!r} of {entry.name!r} clashes with a registered model name")
         holder = _ALIASES.get(alias)
         if holder is not None and holder != entry.name:
-            raise SerlibError(f"alias {alias!r} already points at {holder!r}")
+            raise ConfigError(f"alias {alias!r} already points at {holder!r}")
     if entry.name in _ALIASES:
-        raise SerlibError(f"model name {entry.name!r} clashes with an alias of {_ALIASES[entry.name]!r}")
+        raise ConfigError(f"model name {entry.name!r} clashes with an alias of {_ALIASES[entry.name]!r}")
     _REGISTRY[entry.name] = entry
     for alias in entry.aliases:
         _ALIASES[alias] = entry.name
@@ -246,6 +243,8 @@ def register(name: str, **fields) -> Callable[[Builder], Builder]:
     registered under several names (e.g. the gender variants). Explained in the chapter
     "The comparison".
     """
+    _check_fields(name, fields)
+
     def decorate(builder: Builder) -> Builder:
         register_entry(ModelEntry(name=name, builder=builder, **fields))
         return builder
@@ -260,8 +259,18 @@ def register_variant(base: str, name: str, **changes) -> ModelEntry:
     emotions). Aliases are not copied. Explained in the chapter "Gender and gender-specific
     models".
     """
+    _check_fields(name, changes)
     entry = dataclasses.replace(get_model(base), name=name, aliases=(), **changes)
     return register_entry(entry)
+
+
+def _check_fields(name, fields: dict) -> None:
+    """Refuse keyword arguments that are not :class:`ModelEntry` fields, in one line."""
+    known = {f.name for f in dataclasses.fields(ModelEntry)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"model entry {name!r}: unknown field(s) {', '.join(unknown)}; "
+                          f"choose from {', '.join(sorted(known))}")
 
 
 def _builder_id(builder) -> str:
@@ -271,7 +280,8 @@ def _builder_id(builder) -> str:
 def get_model(name: str) -> ModelEntry:
     """The :class:`ModelEntry` registered as ``name`` (or under alias ``name``).
 
-    Raises :class:`~serlib.errors.SerlibError` listing the known names otherwise.
+    Raises :class:`~serlib.errors.ConfigError` (a :class:`~serlib.errors.SerlibError`)
+    listing the known names otherwise.
     Explained in the chapter "The comparison".
     """
     if isinstance(name, ModelEntry):
@@ -282,7 +292,7 @@ def get_model(name: str) -> ModelEntry:
         return _REGISTRY[key]
     except KeyError:
         known = ", ".join(list(_REGISTRY) + sorted(_ALIASES))
-        raise SerlibError(f"unknown model {name!r}; choose one of: {known} (or run `serlib models`)") from None
+        raise ConfigError(f"unknown model {name!r}; choose one of: {known} (or run `serlib models`)") from None
 
 
 def list_models(*, family: str | None = None, report: str | None = None, task: str | None = None) -> list[str]:
@@ -322,15 +332,24 @@ def make_optimizer(entry, total_steps: int | None = None):
     return classes[entry.optimizer](learning_rate=learning_rate)
 
 
+def _n_classes(entry: ModelEntry, n_classes) -> int:
+    if n_classes is None:
+        return entry.n_classes
+    try:
+        return int(n_classes)
+    except (TypeError, ValueError):
+        raise ConfigError(f"model {entry.name!r}: n_classes must be a whole number, got {n_classes!r}") from None
+
+
 def _build_raw(entry: ModelEntry, input_shape, n_classes):
     shape = _check_shape(entry.input_shape if input_shape is None else input_shape, entry.name)
-    n = entry.n_classes if n_classes is None else int(n_classes)
+    n = _n_classes(entry, n_classes)
     if n < 2:
-        raise SerlibError(f"model {entry.name!r}: n_classes must be at least 2, got {n}")
+        raise ConfigError(f"model {entry.name!r}: n_classes must be at least 2, got {n}")
     model = entry.builder(shape, n)
     width = model.output_shape[-1]
     if width != n:
-        raise SerlibError(f"model {entry.name!r}: builder returned {width} outputs for {n} classes")
+        raise ConfigError(f"model {entry.name!r}: builder returned {width} outputs for {n} classes")
     return model
 
 
@@ -359,7 +378,7 @@ def count_params(name: str, input_shape=None, n_classes: int | None = None) -> i
     """
     entry = get_model(name)
     shape = _check_shape(entry.input_shape if input_shape is None else input_shape, entry.name)
-    n = entry.n_classes if n_classes is None else int(n_classes)
+    n = _n_classes(entry, n_classes)
     key = (entry.name, shape, n)
     if key not in _PARAMS:
         _PARAMS[key] = int(_build_raw(entry, shape, n).count_params()) * entry.ensemble
