@@ -1,19 +1,30 @@
 """The ``serlib`` command: download, index, train, evaluate, predict, models.
 
 Every problem with the user's input ends as one line on stderr naming the file or folder
-and what to do, with a non-zero exit status and no traceback. Explained in the chapter
-"Beyond the reports".
+and what to do, with exit status 2 and no traceback (the library raises
+:class:`~serlib.errors.SerlibError` for those). Any other exception is a bug in serlib: it
+ends as one line saying so, with exit status 70; ``SERLIB_DEBUG=1`` shows its traceback.
+The library's messages (progress, warnings) go to stderr through :mod:`serlib.log`;
+``--quiet`` keeps only the warnings. What a command prints on stdout (tables, JSON, paths)
+is its output. Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
+from . import log
 from .errors import SerlibError
 from .quiet_keras import import_keras
+from .storage import write_bytes
+
+#: Exit status of a bug in serlib (an exception that is not a SerlibError): EX_SOFTWARE.
+BUG_STATUS = 70
 
 
 def _actors(text: str | None):
@@ -43,11 +54,8 @@ def _cmd_index(args) -> int:
             raise SerlibError(f"{out.parent}: no such folder for the CSV; create it first")
         if out.is_dir():
             raise SerlibError(f"{out}: is a folder; give a file name for the CSV, e.g. {out / 'index.csv'}")
-        from .feature_cache import atomic_write
-
-        blob = df.to_csv(index=False).encode()
         try:   # a temporary name unique to this process, renamed into place: concurrent runs never collide
-            atomic_write(out, lambda fh: fh.write(blob))
+            write_bytes(out, df.to_csv(index=False).encode())
         except OSError as error:
             raise SerlibError(f"{out}: cannot write the CSV ({error.strerror or error}); "
                               "check the folder is writable and has free space") from None
@@ -88,7 +96,8 @@ def _cmd_train(args) -> int:
         raise SerlibError(f"{args.song}: no such song folder; pass the RAVDESS song folder "
                           "(Audio_Song_Actors_01-24, names 03-02-…) or leave --song out")
     song = False if args.no_song else args.song
-    verbose = 1 if sys.stdout.isatty() else 2  # progress bars on a terminal, one line per epoch in logs
+    # progress bars on a terminal, one line per epoch in logs, nothing with --quiet
+    verbose = 0 if args.quiet else 1 if sys.stdout.isatty() else 2
     run = train(args.model, args.data, out_dir=args.out, val_actors=_actors(args.val_actors),
                 test_actors=_actors(args.test_actors), epochs=args.epochs, batch_size=args.batch_size,
                 seed=args.seed, augment=args.augment, quick=True if args.quick else None, verbose=verbose,
@@ -200,23 +209,25 @@ def _cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="serlib", description="Speech emotion recognition from raw audio.")
     sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="show only warnings and errors on stderr (no progress messages or bars)")
 
-    s = sub.add_parser("index", help="list the RAVDESS clips in a folder")
+    s = sub.add_parser("index", parents=[common], help="list the RAVDESS clips in a folder")
     s.add_argument("data_dir")
     s.add_argument("--csv", help="write one row per clip to this CSV file")
     s.set_defaults(func=_cmd_index)
 
-    s = sub.add_parser("download", help="download the official RAVDESS speech zip (Zenodo 1188976)")
+    s = sub.add_parser("download", parents=[common], help="download the official RAVDESS speech zip (Zenodo 1188976)")
     s.add_argument("--dest", help="folder to unpack into (default: $SERLIB_CACHE_DIR/ravdess)")
     s.add_argument("--url", help="download from this mirror instead of Zenodo")
     s.add_argument("--md5", help="expected MD5 of the archive at --url (default: the Zenodo checksum)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--encoder", action="store_true",
                    help="fetch the pretrained voice encoder's weights instead (resemblyzer 0.1.4 from PyPI, "
                         "15.7 MB, once; serlib.voice_encoder)")
     s.set_defaults(func=_cmd_download)
 
-    s = sub.add_parser("train", help="train a registered model (see `serlib models`)")
+    s = sub.add_parser("train", parents=[common], help="train a registered model (see `serlib models`)")
     s.add_argument("model")
     s.add_argument("--data", required=True, help="RAVDESS folder")
     s.add_argument("--out", required=True, help="run folder to create")
@@ -234,32 +245,51 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-song", action="store_true", help="train on speech only")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("evaluate", help="score a trained run on every clip of a folder")
+    s = sub.add_parser("evaluate", parents=[common], help="score a trained run on every clip of a folder")
     s.add_argument("run_dir")
     s.add_argument("--data", required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_evaluate)
 
-    s = sub.add_parser("predict", help="emotion and class probabilities for audio files or folders")
+    s = sub.add_parser("predict", parents=[common], help="emotion and class probabilities for audio files or folders")
     s.add_argument("run_dir")
     s.add_argument("paths", nargs="+")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_predict)
 
-    s = sub.add_parser("models", help="list every registered architecture")
+    s = sub.add_parser("models", parents=[common], help="list every registered architecture")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_models)
     return p
 
 
+def _bug(command: str, error: BaseException) -> int:
+    """The one line for an exception serlib did not expect (a bug); the traceback with SERLIB_DEBUG=1."""
+    if os.environ.get("SERLIB_DEBUG", "").strip() == "1":
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    text = (str(error).strip().splitlines() or [""])[0][:300]
+    what = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    print(f"serlib {command}: {what}; this is a bug in serlib; please report it with the command "
+          "(SERLIB_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return BUG_STATUS
+
+
 def main(argv=None) -> int:
-    """Run the ``serlib`` command line; returns the exit status. Explained in "Beyond the reports"."""
+    """Run the ``serlib`` command line; returns the exit status. Explained in "Beyond the reports".
+
+    0: done; 1: some input files could not be read (``predict``); 2: bad input (one line on
+    stderr naming it); 70: a bug in serlib (one line; ``SERLIB_DEBUG=1`` adds the
+    traceback); 130: interrupted.
+    """
     args = build_parser().parse_args(argv)
+    log.show(logging.WARNING if args.quiet else logging.INFO)
     try:
         status = args.func(args)
         sys.stdout.flush()   # surface a closed pipe here, not at interpreter exit
         return status
     except SerlibError as error:
+        if os.environ.get("SERLIB_DEBUG", "").strip() == "1":
+            traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
         print(f"serlib {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -271,6 +301,8 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except Exception as error:     # anything else is a bug in serlib: one line, not a traceback
+        return _bug(args.command, error)
 
 
 if __name__ == "__main__":  # pragma: no cover
