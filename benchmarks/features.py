@@ -47,7 +47,6 @@ is recorded, and timings from a loaded machine are noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -66,6 +65,7 @@ from serlib import feature_cache as FC  # noqa: E402
 from serlib import features as F  # noqa: E402
 from serlib.config import n_jobs as default_n_jobs  # noqa: E402
 from serlib.config import shared_data_root  # noqa: E402
+from serlib.storage import write_json  # noqa: E402
 
 SPECS = ("000", "000-2d", "001", "002", "003", "004")
 
@@ -307,9 +307,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 
