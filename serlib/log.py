@@ -33,17 +33,34 @@ def get_logger(name: str = ROOT) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def default_handler() -> None:
-    """Give the ``serlib`` logger a stderr handler at INFO unless someone configured logging.
+class _Fallback(logging.Handler):
+    """Writes to stderr only while nobody configured logging (decided at each message)."""
 
-    Does nothing when the ``serlib`` logger already has a handler or the root logger has
-    one (the program chose where messages go).
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter(FORMAT))
+
+    def emit(self, record):
+        if logging.getLogger().handlers:     # the program configured logging: its handlers show it
+            return
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:                    # pragma: no cover - a closed stream
+            self.handleError(record)
+
+
+def default_handler() -> None:
+    """Make sure serlib's messages are seen when the program configured no logging.
+
+    Gives the ``serlib`` logger (once) a handler that writes INFO and up to stderr, but only
+    while the root logger has no handler of its own: that is decided at each message, so a
+    program that calls ``logging.basicConfig`` later sees every message once, through its
+    own configuration.
     """
     logger = logging.getLogger(ROOT)
-    if logger.handlers or logging.getLogger().handlers:
+    if any(getattr(h, _DEFAULT, False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler = _Fallback()
     setattr(handler, _DEFAULT, True)
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:
