@@ -201,9 +201,8 @@ def main(argv=None) -> int:
     import keras
 
     from serlib.models import get_model
-    from serlib.song import song_data
     from serlib.splits import actor_kfold
-    from serlib.training import fit_split, prepare_data, prepared_functionals, prepared_speed_features
+    from serlib.training import fit_split, prepare_data, prepared_functionals, prepared_speed_features, song_data
 
     data = _data_dir(args.data)
     entry = get_model(args.model)

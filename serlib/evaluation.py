@@ -5,13 +5,15 @@ of a data folder that its model can label. Explained in the chapter "Beyond the 
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, SerlibError
+from .log import get_logger
+from .metrics import classification_report
 from .runs import Run, load_run
 from .training.data import _extract, _resolve_data, select_clips
+
+logger = get_logger(__name__)
 
 __all__ = ["evaluate_run"]
 
@@ -21,13 +23,14 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
 
     Clips outside the run's label set (e.g. disgust and surprised for a six-emotion
     model) or outside its data filter (e.g. the other gender for a gender-specific model)
-    are dropped and counted (``dropped``, ``dropped_labels``). Returns the
+    are dropped, counted (``dropped``, ``dropped_labels``, ``dropped_reason``) and reported
+    in one warning on the ``serlib.evaluation`` logger. Returns the
     :func:`serlib.metrics.classification_report` dict (``accuracy, uar, f1_macro, n,
     labels, confusion``, ...) plus ``data`` and ``dropped``. Explained in the chapter
     "Beyond the reports".
     """
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
-    df, info = _resolve_data(data_dir, verbose)
+    df, source = _resolve_data(data_dir, verbose)
     entry = _RunEntry(run)
     df, record = select_clips(df, entry)
     dropped = record["n_in"] - record["n_kept"]
@@ -41,13 +44,11 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
 
         F = functionals(df["path"], progress=bool(verbose), speeds=run.functional_speeds)
     proba = run.predict_proba(X, functionals=F)
-    from .metrics import classification_report
-
     lookup = {label: i for i, label in enumerate(run.labels)}
     y = df[entry.task].astype(str).map(lookup).to_numpy(dtype=np.int64)
     metrics = classification_report(y, proba, run.labels)
-    metrics["data"] = {"path": info.get("path"), "source": info.get("source"),
-                       "synthetic": info.get("synthetic")}
+    metrics["data"] = {"path": source.get("path"), "source": source.get("source"),
+                       "synthetic": source.get("synthetic")}
     metrics["dropped"] = int(dropped)
     metrics["dropped_labels"] = record["dropped_labels"]
     if dropped:
@@ -58,7 +59,7 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
         if record["dropped_by_filter"]:
             why.append(f"{record['dropped_by_filter']} outside the model's data filter ({record['filter']})")
         metrics["dropped_reason"] = "; ".join(why)
-        print(f"evaluate: dropped {dropped} of {record['n_in']} clips: {'; '.join(why)}", file=sys.stderr)
+        logger.warning("%s: dropped %d of %d clips: %s", data_dir, dropped, record["n_in"], metrics["dropped_reason"])
     return metrics
 
 
@@ -70,11 +71,11 @@ class _RunEntry:
         self.labels = list(run.labels)
         self.task = run.info.get("task") or "emotion"
         self.data_filter = None
-        try:
-            from .models import get_model
+        from .models import get_model   # lazy: the registry imports Keras
 
+        try:
             entry = get_model(self.name)
-            if [str(label) for label in entry.labels] == self.labels:
-                self.data_filter = getattr(entry, "data_filter", None)
-        except Exception:  # model renamed/removed since training: score on labels alone
-            pass
+        except SerlibError:  # model renamed/removed since training: score on labels alone
+            return
+        if [str(label) for label in entry.labels] == self.labels:
+            self.data_filter = getattr(entry, "data_filter", None)

@@ -113,8 +113,6 @@ class Run:
         also needs ``functionals``: :func:`serlib.functionals.functionals` of the same clips,
         with ``speeds=self.functional_speeds`` when the regression scores speed copies.
         """
-        from .training import probabilities
-
         proba = probabilities(self.model, self.prepare(features), batch_size=batch_size)
         if self.fusion is None:
             return proba
@@ -125,6 +123,18 @@ class Run:
         from .fusion import fuse
 
         return fuse(self.fusion, proba, functionals)
+
+
+def probabilities(model, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` of a Keras model, also for one-unit sigmoid outputs
+    (whose one column ``p`` becomes ``1 - p, p``). Explained in the chapter "Beyond the reports".
+    """
+    if len(X) == 0:
+        return np.zeros((0, _output_classes(model) or 2), dtype=np.float64)
+    p = np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = np.concatenate([1.0 - p, p], axis=1)
+    return p
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -351,7 +361,7 @@ def _read_json(path: Path, what: str):
 
 
 def load_run(run_dir, *, compile: bool = False) -> Run:
-    """Load a run folder written by :func:`serlib.training.train`.
+    """Load a run folder written by :func:`save_run` (:func:`serlib.training.train` saves one).
 
     Raises :class:`~serlib.errors.SerlibError` (one line naming the file) when the folder is
     missing or is not a run, when a file does not match the SHA-256 that ``run.json``

@@ -8,8 +8,10 @@ training, sung or spoken; prediction and evaluation stay speech-only.
 
 Where the song folder comes from (:func:`find_song_folder`): ``$SERLIB_SONG_DIR``; a folder
 ``ravdess-song`` or ``Audio_Song_Actors_01-24`` beside the speech folder; the shared
-development copy (``shared/data/ravdess-song``). Explained in the chapter "Beyond the
-reports".
+development copy (``shared/data/ravdess-song``). :func:`song_for_split` picks the clips of a
+split's training actors; :func:`serlib.training.song_data` prepares a song folder for a model.
+This module sits below :mod:`serlib.training` and imports nothing from it. Explained in the
+chapter "Beyond the reports".
 """
 from __future__ import annotations
 
@@ -18,9 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .log import get_logger, info
-
-logger = get_logger(__name__)
 
 #: Folder names searched beside the speech folder.
 SONG_FOLDER_NAMES = ("ravdess-song", "Audio_Song_Actors_01-24")
@@ -47,41 +46,6 @@ def find_song_folder(speech_root=None) -> Path | None:
     if shared is not None:
         candidates.append(shared / "ravdess-song")
     return next((c for c in candidates if c.is_dir()), None)
-
-
-def song_data(model_name: str, song=None, *, speech=None, verbose=1):
-    """The song clips prepared for ``model_name`` (a ``PreparedData``), or ``None``.
-
-    ``song``: ``False`` for none; a folder or corpus to use; ``None`` for the entry's
-    default: models registered with ``train_with_song`` look for a folder with
-    :func:`find_song_folder` (next to ``speech``, the speech data's
-    :class:`~serlib.training.PreparedData`), others use none. Never used with the synthetic
-    stand-in speech corpus. Explained in the chapter "Beyond the reports".
-    """
-    from .models import get_model
-    from .training import prepare_data
-
-    if song is False:
-        return None
-    if speech is not None and speech.data.get("synthetic"):
-        if song is not None:
-            info(logger, verbose, "song clips ignored: the speech data is the synthetic stand-in")
-        return None
-    if song is None:
-        entry = speech.entry if speech is not None else get_model(model_name)
-        if not getattr(entry, "train_with_song", False):
-            return None
-        song = find_song_folder(speech.data.get("path") if speech is not None else None)
-        if song is None:
-            info(logger, verbose, f"{model_name}: no RAVDESS song folder found (set SERLIB_SONG_DIR to add one); "
-                                 "training on speech only")
-            return None
-    prep = prepare_data(speech.model_name if speech is not None else model_name, song, verbose=0)
-    channel = prep.index["vocal_channel"] if "vocal_channel" in prep.index else None
-    if channel is not None and not (channel.astype(str) == "song").all():
-        raise DataError(f"{prep.data.get('path')}: holds speech clips (03-01-…), not song (03-02-…); "
-                        "pass the RAVDESS song folder")
-    return prep
 
 
 def song_for_split(prep, split, song) -> tuple[np.ndarray, np.ndarray, dict | None]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from serlib.errors import DataError
-from serlib.song import find_song_folder, song_data, song_for_split
-from serlib.training import default_split, prepare_data
+from serlib.song import find_song_folder, song_for_split
+from serlib.training import default_split, prepare_data, song_data
 
 MODEL = "das2019_model_b"  # 40 MFCC means per clip: the fastest model
 TINY = dict(epochs=2, batch_size=16, quick=True, verbose=0)

@@ -5,7 +5,9 @@ epochs, so the whole file takes seconds.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -75,22 +77,42 @@ def test_evaluate_run_scores_every_clip(trained, standin_dir, capsys):
     assert out["accuracy"] == pytest.approx(m["accuracy"])
 
 
-def test_evaluate_drops_labels_the_run_does_not_know(trained, standin_dir, tmp_path, capsys):
+class _Records(logging.Handler):
+    """Collects the records of one serlib logger, whatever handlers the CLI installed."""
+
+    def __init__(self, name):
+        super().__init__(logging.DEBUG)
+        self.logger, self.records = logging.getLogger(name), []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def __enter__(self):
+        self.logger.addHandler(self)
+        return self.records
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+
+
+def test_evaluate_drops_labels_the_run_does_not_know(trained, standin_dir, tmp_path):
     # the run restricted to six emotions, as report 003's models are (in memory: a run folder
     # whose labels do not match its model's outputs is refused by load_run)
-    import dataclasses
-
     run = load_run(trained.dir)
     run = dataclasses.replace(run, model=_first_six_outputs(run.model), labels=run.labels[:6],
                               info={**run.info, "model": "not_registered_anymore"})
-    m = evaluate_run(run, standin_dir)
+    with _Records("serlib.evaluation") as records:
+        m = evaluate_run(run, standin_dir)
     clips = [p for p in standin_dir.rglob("*") if p.suffix in (".wav", ".flac")]
     n_clips = len(clips)
     n_disgust_surprised = len([p for p in clips if p.name.split("-")[2] in ("07", "08")])
     assert m["dropped"] == n_disgust_surprised > 0
     assert m["n"] == n_clips - n_disgust_surprised
     assert sorted(m["dropped_labels"]) == ["disgust", "surprised"]
-    assert "dropped" in capsys.readouterr().err
+    (warning,) = [r for r in records if r.levelno == logging.WARNING]       # one line, naming the folder
+    message = warning.getMessage()
+    assert str(standin_dir) in message and f"dropped {n_disgust_surprised} of {n_clips} clips" in message
+    assert "disgust, surprised" in message and "\n" not in message
 
 
 def _first_six_outputs(model):
@@ -297,3 +319,14 @@ def test_an_ensemble_averages_networks_trained_from_their_own_seeds(standin_dir,
     assert np.allclose(load_run(tmp_path / "run").model.predict(X, verbose=0), proba, atol=1e-6)
     with pytest.raises(SerlibError, match="ensemble"):
         dataclasses.replace(prep.entry, ensemble=0)
+
+
+def test_gender_pipeline_takes_runs_not_folders(trained):
+    """serlib.models sits below serlib.runs: from_runs assembles loaded runs and names anything else."""
+    from serlib.models import GenderThenEmotion
+
+    gender = dataclasses.replace(trained, labels=["female", "male"])
+    with pytest.raises(SerlibError, match="female_run=.*is not a run.*load_run"):
+        GenderThenEmotion.from_runs(gender, str(trained.dir), trained)
+    pipe = GenderThenEmotion.from_runs(gender, trained, trained)
+    assert pipe.emotion_labels == tuple(trained.labels) and pipe.gender_model is trained.model

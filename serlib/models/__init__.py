@@ -13,10 +13,7 @@ gender-specific models") and ``recommended`` (serlib's own model, alias ``recomm
 """
 from importlib.util import find_spec as _find_spec
 
-from ..quiet_keras import import_keras as _import_keras
-
-_import_keras()   # before any builder imports keras: no native start-up lines in notebooks
-
+from . import _keras_first  # noqa: F401  (first: Keras loads without native start-up lines in notebooks)
 from .registry import (
     FAMILIES,
     ModelEntry,
@@ -32,7 +29,7 @@ from .registry import (
     register_entry,
     register_variant,
 )
-from . import cnn1d, cnn2d, recurrent, hybrid  # noqa: E402,F401  (registration order = book order)
+from . import cnn1d, cnn2d, recurrent, hybrid  # noqa: F401  (registration order = book order)
 from .gender import GenderThenEmotion
 
 # serlib's own model registers itself (and the alias "recommended") when its module exists;

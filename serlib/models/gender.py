@@ -66,15 +66,18 @@ class GenderThenEmotion:
 
     @classmethod
     def from_runs(cls, gender_run, female_run, male_run, *, mode: str = "route"):
-        """Assemble the pipeline from three saved training runs (folders or ``Run`` objects).
+        """Assemble the pipeline from three trained runs (:class:`~serlib.runs.Run` objects, as
+        :func:`serlib.training.train` returns them or :func:`serlib.runs.load_run` reads a run
+        folder).
 
         The gender run's labels must be the gender labels; the two emotion runs must share
         their labels. Explained in the chapter "Gender and gender-specific models".
         """
-        from ..training import load_run
-
-        runs = [r if hasattr(r, "model") else load_run(r) for r in (gender_run, female_run, male_run)]
-        gender, female, male = runs
+        for name, run in (("gender_run", gender_run), ("female_run", female_run), ("male_run", male_run)):
+            if not (hasattr(run, "model") and hasattr(run, "labels")):
+                raise SerlibError(f"GenderThenEmotion.from_runs: {name}={str(run)[:120]!r} is not a run; pass "
+                                  "trained runs (serlib.runs.load_run(folder) reads a saved one)")
+        gender, female, male = gender_run, female_run, male_run
         if sorted(gender.labels) != ["female", "male"]:
             raise SerlibError(f"{getattr(gender, 'dir', 'gender run')}: its labels are {list(gender.labels)}, "
                               "not female/male; pass a run of a gender model")

@@ -16,7 +16,7 @@ actor-wise folds or over the reports' random splits. The package, layer by layer
 Scoring a saved run on new data is :func:`serlib.evaluation.evaluate_run`; loading one is
 :func:`serlib.runs.load_run` (also importable from here).
 """
-from ..runs import Run, load_run
+from ..runs import Run, load_run, probabilities
 from .augmentation import DEFAULT_AUGMENT, augment_settings, augmented_features
 from .data import (
     PreparedData,
@@ -25,6 +25,7 @@ from .data import (
     prepared_speed_features,
     regression_rows,
     select_clips,
+    song_data,
     speed_copy_rows,
 )
 from .fitting import (
@@ -34,7 +35,6 @@ from .fitting import (
     average_networks,
     balanced_class_weights,
     fit_split,
-    probabilities,
     seed_everything,
 )
 from .protocols import (
@@ -49,7 +49,7 @@ from .protocols import (
 )
 
 __all__ = ["train", "load_run", "cross_validate", "random_split_protocol", "prepare_data", "fit_split",
-           "default_split", "Run", "PreparedData", "REPORT_SPLITS", "DEFAULT_RANDOM_FRACTIONS", "select_clips",
+           "default_split", "Run", "PreparedData", "REPORT_SPLITS", "DEFAULT_RANDOM_FRACTIONS", "select_clips", "song_data",
            "prepared_functionals", "prepared_speed_features", "speed_copy_rows", "regression_rows",
            "augment_settings", "augmented_features", "DEFAULT_AUGMENT", "seed_everything", "probabilities",
            "average_networks", "balanced_class_weights", "ENSEMBLE_SEED_STEP", "QUICK_EPOCHS", "QUICK_STEPS",

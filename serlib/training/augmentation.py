@@ -17,7 +17,10 @@ import numpy as np
 
 from ..errors import SerlibError
 from ..features import FeatureSpec
-from .data import PreparedData, _log
+from ..log import get_logger, info
+from .data import PreparedData
+
+logger = get_logger(__name__)
 
 
 def _load_waveforms(paths, spec: FeatureSpec) -> list:
@@ -87,8 +90,8 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
                                   "source_paths": [train_paths[i] for i in src]}
         except Exception:
             target.unlink(missing_ok=True)
-    _log(verbose, f"augmenting {len(train_paths)} training clips x{settings['copies']} "
-                  "(validation and test clips untouched) ...")
+    info(logger, verbose, f"augmenting {len(train_paths)} training clips x{settings['copies']} "
+                          "(validation and test clips untouched) ...")
     waveforms = _load_waveforms(train_paths, prep.spec)
     new_waves, new_labels, source = _call_augment(waveforms, prep.y[split.train], settings,
                                                   sr=prep.spec.sr, seed=seed)

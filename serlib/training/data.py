@@ -17,9 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..datasets.corpus import load_corpus
 from ..errors import DataError, SerlibError
 from ..feature_cache import extract_corpus
 from ..features import FeatureSpec
+from ..log import get_logger, info
+from ..song import find_song_folder
+
+logger = get_logger(__name__)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -68,7 +73,7 @@ def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows
         table = prep.perturbed_functionals.get(speed)
         missing = wanted if table is None else wanted[np.isnan(table[wanted]).all(axis=1)]
         if len(missing):
-            _log(verbose, f"functionals of {len(missing)} clips played at speed {speed:g} ...")
+            info(logger, verbose, f"functionals of {len(missing)} clips played at speed {speed:g} ...")
             computed = functionals(prep.index["path"].iloc[missing], progress=bool(verbose), speed=speed)
             if table is None:
                 table = np.full((len(prep.index), computed.shape[1]), np.nan, dtype=computed.dtype)
@@ -76,7 +81,7 @@ def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows
             table[missing] = computed
         return table
     if prep.functionals is None:
-        _log(verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
+        info(logger, verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
         prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
     return prep.functionals
 
@@ -131,46 +136,31 @@ def regression_rows(prep: PreparedData, rows, speed_copies=(), verbose=1) -> tup
     return np.concatenate(blocks), np.tile(prep.y[rows], len(blocks))
 
 
-def _log(verbose, message: str) -> None:
-    if verbose:
-        print(message, flush=True)
-
-
 def _resolve_data(data, verbose=1) -> tuple[pd.DataFrame, dict]:
     """(index DataFrame, data description) from a folder, a Corpus or a DataFrame."""
     if isinstance(data, pd.DataFrame):
         df = data
-        info = {"path": df.attrs.get("root"), "source": df.attrs.get("source", "dataframe"),
-                "synthetic": bool(df.attrs.get("synthetic", False))}
+        record = {"path": df.attrs.get("root"), "source": df.attrs.get("source", "dataframe"),
+                  "synthetic": bool(df.attrs.get("synthetic", False))}
     elif hasattr(data, "index") and isinstance(getattr(data, "index"), pd.DataFrame):
         df = data.index
-        info = {"path": str(getattr(data, "root", "") or "") or None,
-                "source": str(getattr(data, "source", "corpus")),
-                "synthetic": bool(getattr(data, "synthetic", False))}
+        record = {"path": str(getattr(data, "root", "") or "") or None,
+                  "source": str(getattr(data, "source", "corpus")),
+                  "synthetic": bool(getattr(data, "synthetic", False))}
     elif isinstance(data, (str, os.PathLike)):
         folder = Path(data).expanduser()
         if not folder.is_dir():
             raise DataError(f"{folder}: no such folder; pass the folder that holds Actor_01/ … "
                             "(or run `serlib download`)")
-        try:
-            from ..datasets.corpus import load_corpus
-        except ImportError:  # pragma: no cover - corpus module always ships
-            load_corpus = None
-        if load_corpus is not None:
-            corpus = load_corpus(folder, verbose=bool(verbose))
-            return _resolve_data(corpus, verbose)
-        from ..datasets import index_ravdess
-
-        df = index_ravdess(folder)
-        info = {"path": str(folder), "source": "ravdess", "synthetic": False}
+        return _resolve_data(load_corpus(folder, verbose=bool(verbose)), verbose)
     else:
         raise SerlibError(f"data={type(data).__name__}: pass a folder of RAVDESS clips, a Corpus "
                           "(serlib.datasets.load_corpus) or an index DataFrame")
     if len(df) == 0:
-        raise DataError(f"{info.get('path') or 'the index'}: holds no clips")
+        raise DataError(f"{record.get('path') or 'the index'}: holds no clips")
     if "path" not in df.columns:
         raise DataError("the clip index has no 'path' column; use serlib.datasets.index_ravdess(folder)")
-    return df, info
+    return df, record
 
 
 def _entry_task(entry) -> str:
@@ -251,23 +241,58 @@ def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
     from ..models import get_model
 
     entry = get_model(model_name)
-    df, info = _resolve_data(data, verbose)
-    df, record = select_clips(df, entry)
+    df, record = _resolve_data(data, verbose)
+    df, kept = select_clips(df, entry)
     if len(df) == 0:
-        raise DataError(f"{info.get('path') or 'the data'}: no clips left for model {model_name!r} "
+        raise DataError(f"{record.get('path') or 'the data'}: no clips left for model {model_name!r} "
                         f"after its filter and label set {list(entry.labels)}")
-    info.update(record)
-    info["n_clips"] = len(df)
-    info["n_actors"] = int(df["actor"].nunique()) if "actor" in df.columns else None
+    record.update(kept)
+    record["n_clips"] = len(df)
+    record["n_actors"] = int(df["actor"].nunique()) if "actor" in df.columns else None
     labels = [str(label) for label in entry.labels]
     task = _label_column(entry, df)
     lookup = {label: i for i, label in enumerate(labels)}
     y = df[task].astype(str).map(lookup).to_numpy(dtype=np.int64)
     spec = entry.features
-    _log(verbose, f"{model_name}: {len(df)} clips from {info.get('path') or info['source']}"
-                  f"{' (SYNTHETIC stand-in, not RAVDESS)' if info.get('synthetic') else ''}; "
-                  f"features {spec.kind} ...")
+    info(logger, verbose, f"{model_name}: {len(df)} clips from {record.get('path') or record['source']}"
+                          f"{' (SYNTHETIC stand-in, not RAVDESS)' if record.get('synthetic') else ''}; "
+                          f"features {spec.kind} ...")
     X = _extract(df["path"], spec, verbose)
     return PreparedData(model_name=entry.name, entry=entry, index=df, X=X, y=y, labels=labels,
-                        spec=spec, task=task, data=info)
+                        spec=spec, task=task, data=record)
 
+
+
+def song_data(model_name: str, song=None, *, speech: PreparedData | None = None, verbose=1) -> PreparedData | None:
+    """The song clips prepared for ``model_name`` (a :class:`PreparedData`), or ``None``.
+
+    ``song``: ``False`` for none; a folder or corpus to use; ``None`` for the entry's
+    default: models registered with ``train_with_song`` look for a folder with
+    :func:`serlib.song.find_song_folder` (next to ``speech``, the speech data's
+    :class:`PreparedData`), others use none. Never used with the synthetic stand-in speech
+    corpus. Only the clips of a split's training actors are ever added to training
+    (:func:`serlib.song.song_for_split`). Explained in the chapter "Beyond the reports".
+    """
+    from ..models import get_model
+
+    if song is False:
+        return None
+    if speech is not None and speech.data.get("synthetic"):
+        if song is not None:
+            info(logger, verbose, "song clips ignored: the speech data is the synthetic stand-in")
+        return None
+    if song is None:
+        entry = speech.entry if speech is not None else get_model(model_name)
+        if not getattr(entry, "train_with_song", False):
+            return None
+        song = find_song_folder(speech.data.get("path") if speech is not None else None)
+        if song is None:
+            info(logger, verbose, f"{model_name}: no RAVDESS song folder found (set SERLIB_SONG_DIR to add one); "
+                                  "training on speech only")
+            return None
+    prep = prepare_data(speech.model_name if speech is not None else model_name, song, verbose=0)
+    channel = prep.index["vocal_channel"] if "vocal_channel" in prep.index else None
+    if channel is not None and not (channel.astype(str) == "song").all():
+        raise DataError(f"{prep.data.get('path')}: holds speech clips (03-01-…), not song (03-02-…); "
+                        "pass the RAVDESS song folder")
+    return prep

@@ -16,12 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import __version__
 from ..errors import SerlibError
-from ..runs import Run, apply_normalization, normalization_stats
+from ..fusion import fit_linear, fuse, speeds
+from ..log import get_logger, info
+from ..metrics import classification_report
+from ..runs import Run, apply_normalization, normalization_stats, probabilities
+from ..song import song_for_split
 from .augmentation import augment_settings, augmented_features
-from .data import PreparedData, _log, prepared_functionals, regression_rows, speed_copy_rows
+from .data import PreparedData, prepared_functionals, regression_rows, speed_copy_rows
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logger = get_logger(__name__)
 
 #: Epochs and steps per epoch when ``quick=True`` (smoke tests, SERLIB_QUICK=1).
 QUICK_EPOCHS = 2
@@ -77,19 +83,6 @@ def _targets(model, y: np.ndarray, n_classes: int) -> np.ndarray:
     if "categorical" in loss or "crossentropy" in loss:
         return np.eye(n_classes, dtype=np.float32)[y]
     return y.astype(np.int64)
-
-
-def probabilities(model, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)``, also for one-unit sigmoid outputs.
-
-    Explained in the chapter "Beyond the reports".
-    """
-    if len(X) == 0:
-        return np.zeros((0, max(2, _model_classes(model))), dtype=np.float64)
-    p = np.asarray(model.predict(X, batch_size=batch_size, verbose=0), dtype=np.float64)
-    if p.ndim == 2 and p.shape[1] == 1:
-        p = np.concatenate([1.0 - p, p], axis=1)
-    return p
 
 
 class _EpochTimer:
@@ -172,9 +165,6 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     """
     import keras
 
-    from ..metrics import classification_report
-    from ..song import song_for_split
-
     entry = prep.entry
     split.check_disjoint(prep.index)
     if len(split.train) == 0 or len(split.test) == 0:
@@ -210,7 +200,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     X_val, y_val = prep.X[split.val], prep.y[split.val]
     X_test, y_test = prep.X[split.test], prep.y[split.test]
 
-    stats = normalization_stats(X_train) if _wants_normalization(entry) else None
+    stats = normalization_stats(X_train) if entry.normalize else None
     X_train, X_val, X_test = (apply_normalization(a, stats) for a in (X_train, X_val, X_test))
 
     steps_per_epoch = math.ceil(len(X_train) / batch)
@@ -222,7 +212,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     for k in range(n_members):   # one network, or several from their own seeds (an ensemble)
         member_seed = seed + ENSEMBLE_SEED_STEP * k
         if n_members > 1:
-            _log(verbose, f"network {k + 1} of {n_members} (seed {member_seed})")
+            info(logger, verbose, f"network {k + 1} of {n_members} (seed {member_seed})")
         model, curves, fitted = _fit_network(prep, entry, X_train, y_train, X_val, y_val, epochs=epochs_requested,
                                              batch=batch, total_steps=epochs_requested * steps_per_epoch,
                                              seed=member_seed, quick=quick, has_val=has_val, verbose=verbose)
@@ -242,8 +232,6 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     fusion, fusion_info = None, None
     settings = getattr(entry, "functionals_fusion", None)
     if settings:  # a regression on the training clips' functionals, fused with the network
-        from ..fusion import fit_linear, fuse, speeds
-
         F = prepared_functionals(prep, verbose)
         F_fit, y_fit = regression_rows(prep, split.train, settings.get("speed_copies", ()), verbose)
         fusion = fit_linear(F_fit, y_fit, len(prep.labels), **settings)
@@ -258,7 +246,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     metrics = classification_report(y_test, proba, prep.labels)
     metrics["protocol"] = split.protocol
 
-    info = {
+    record = {
         "model": prep.model_name,
         "source": getattr(entry, "source", None),
         "report": getattr(entry, "report", None),
@@ -287,13 +275,13 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "seconds_per_epoch": round(float(np.mean(curves["epoch_seconds"])), 4) if curves["epoch_seconds"] else None,
         "ensemble": member_info if n_members > 1 else None,
         "data": prep.data,
-        "serlib_version": _serlib_version(),
+        "serlib_version": __version__,
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     return Run(dir=None, model=model, history=curves, metrics=metrics, labels=list(prep.labels),
-               spec=prep.spec, normalization=stats, info=info, fusion=fusion, network_test_proba=network_proba)
+               spec=prep.spec, normalization=stats, info=record, fusion=fusion, network_test_proba=network_proba)
 
 
 def _fit_network(prep, entry, X_train, y_train, X_val, y_val, *, epochs, batch, total_steps, seed, quick, has_val,
@@ -382,14 +370,6 @@ def _best_epoch(curves: dict, monitor: str):
     return int(pick(values)) + 1
 
 
-def _wants_normalization(entry) -> bool:
-    for name in ("normalize", "normalise", "normalization", "standardize"):
-        value = getattr(entry, name, None)
-        if value is not None:
-            return bool(value)
-    return False
-
-
 def _split_record(df: pd.DataFrame, split) -> dict:
     record = {"protocol": split.protocol, "description": split.description}
     try:
@@ -400,10 +380,3 @@ def _split_record(df: pd.DataFrame, split) -> dict:
     if not split.speaker_independent:  # a random split cannot be described by actors alone
         record["test_paths"] = [str(p) for p in df["path"].iloc[split.test]]
     return record
-
-
-def _serlib_version() -> str:
-    from .. import __version__
-
-    return __version__
-

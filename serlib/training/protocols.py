@@ -31,10 +31,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import cache_dir, quick_mode
 from ..errors import DataError, SerlibError
+from ..log import get_logger, info
+from ..metrics import summarize_folds
 from ..runs import Run, check_out_dir, save_run
-from .data import _log, prepare_data
+from ..splits import actor_kfold, random_split, speaker_split
+from .data import prepare_data, song_data
 from .fitting import fit_split
+
+logger = get_logger(__name__)
 
 #: The random split each report used (train, val, test), for :func:`random_split_protocol`.
 #: Report 001 had no validation set (75/25, the test set was monitored); here 15 % of its
@@ -59,8 +65,6 @@ def default_split(df: pd.DataFrame, *, test_actors=None, val_actors=None, seed: 
     actors: the ones given, else two (one when fewer than eight actors are present)
     drawn gender-balanced from the rest with ``seed``. Explained in "Evaluating honestly".
     """
-    from ..splits import speaker_split
-
     if "actor" not in df.columns:
         raise DataError("the clip index has no 'actor' column; a speaker-independent split needs one")
     present = sorted({int(a) for a in df["actor"].unique()})
@@ -90,15 +94,12 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
     ``SERLIB_QUICK`` setting) trains for at most two short epochs, for smoke tests.
     ``verbose``: 0 silent, 1 Keras progress bars, 2 one line per epoch. ``song``: RAVDESS
     song clips of the training actors as extra training data: a folder, ``False`` for none,
-    or ``None`` for the model's default (see :func:`serlib.song.song_data`).
+    or ``None`` for the model's default (see :func:`song_data`).
 
     ``out_dir`` must not exist or be empty (nothing is overwritten); default
     ``$SERLIB_CACHE_DIR/runs/<model>-<date>-<time>``. Returns the saved
     :class:`~serlib.runs.Run`. Explained in the chapter "Evaluating honestly".
     """
-    from ..config import cache_dir, quick_mode
-    from ..song import song_data
-
     quick = quick_mode() if quick is None else bool(quick)
     if out_dir is not None:
         check_out_dir(out_dir)  # refuse early, before any expensive work
@@ -107,13 +108,13 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
         split = default_split(prep.index, test_actors=test_actors, val_actors=val_actors, seed=seed)
     elif test_actors is not None or val_actors is not None:
         raise SerlibError("pass either split= or test_actors/val_actors, not both")
-    _log(verbose, split.description)
+    info(logger, verbose, split.description)
     song_prep = song_data(model_name, song, speech=prep, verbose=verbose)
     run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
                     quick=quick, verbose=verbose, song=song_prep)
     if run.info["song"]:
-        _log(verbose, f"also trained on {run.info['song']['n_clips']} song clips of the training actors "
-                      f"from {run.info['song']['path']}")
+        info(logger, verbose, f"also trained on {run.info['song']['n_clips']} song clips of the training actors "
+                              f"from {run.info['song']['path']}")
     if out_dir is None:
         root = cache_dir() / "runs"
         root.mkdir(parents=True, exist_ok=True)
@@ -122,8 +123,8 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
             out_dir = Path(str(out_dir) + "x")
     save_run(run, out_dir)
     m = run.metrics
-    _log(verbose, f"test ({split.protocol}): accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
-                  f"macro-F1 {m['f1_macro']:.3f} on {m['n']} clips; run saved in {run.dir}")
+    info(logger, verbose, f"test ({split.protocol}): accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
+                          f"macro-F1 {m['f1_macro']:.3f} on {m['n']} clips; run saved in {run.dir}")
     return run
 
 
@@ -140,10 +141,6 @@ def cross_validate(model_name: str, data, *, k: int = 5, seed: int = 0, epochs=N
     in :func:`train` (each fold adds the song clips of its own training actors only).
     Explained in the chapters "Evaluating honestly" and "The comparison".
     """
-    from ..config import quick_mode
-    from ..song import song_data
-    from ..splits import actor_kfold
-
     quick = quick_mode() if quick is None else bool(quick)
     prep = prepare_data(model_name, data, verbose=verbose)
     splits = actor_kfold(prep.index, k=k, seed=seed, n_val_actors=kfold_val_actors(prep.index, k))
@@ -157,14 +154,10 @@ def random_split_protocol(model_name: str, data, *, repeats: int = 1, fractions=
                           folds=None, on_fold=None, verbose=0) -> dict:
     """The report's own protocol: clips shuffled regardless of speaker (inflated numbers).
 
-    ``fractions`` default to the model's report (:data:`REPORT_SPLITS`, or the entry's
-    ``random_split`` attribute). ``repeats`` random splits (seeds ``seed``,
+    ``fractions`` default to the model's report (:data:`REPORT_SPLITS`). ``repeats`` random splits (seeds ``seed``,
     ``seed + 1``, ...) give a mean ± std comparable to :func:`cross_validate`. Same
     return value as :func:`cross_validate`. Explained in the chapter "Evaluating honestly".
     """
-    from ..config import quick_mode
-    from ..splits import random_split
-
     quick = quick_mode() if quick is None else bool(quick)
     prep = prepare_data(model_name, data, verbose=verbose)
     fractions = fractions or report_fractions(prep.entry)
@@ -190,9 +183,6 @@ def report_fractions(entry) -> tuple:
 
     See :data:`REPORT_SPLITS`. Explained in the chapter "Evaluating honestly".
     """
-    own = getattr(entry, "random_split", None)
-    if own:
-        return tuple(own)
     report = str(getattr(entry, "report", "") or "")[:3]
     if report in REPORT_SPLITS:
         return REPORT_SPLITS[report]
@@ -205,14 +195,12 @@ def report_fractions(entry) -> tuple:
 
 def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_size, augment, quick, verbose,
                   song=None):
-    from ..metrics import summarize_folds
-
     wanted = set(range(len(splits))) if folds is None else {int(f) for f in folds}
     reports = []
     for i, split in enumerate(splits):
         if i not in wanted:
             continue
-        _log(verbose, f"{prep.model_name}: {split.description}")
+        info(logger, verbose, f"{prep.model_name}: {split.description}")
         run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed + i, augment=augment,
                         quick=quick, verbose=2 if int(verbose) >= 2 else 0, song=song)
         report = dict(run.metrics)
@@ -223,7 +211,7 @@ def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_siz
                       seconds_per_epoch=run.info["seconds_per_epoch"],
                       n_train=run.info["n_train"], n_val=run.info["n_val"], song=run.info["song"])
         reports.append(report)
-        _log(verbose, f"  fold {i + 1}/{len(splits)}: accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}")
+        info(logger, verbose, f"  fold {i + 1}/{len(splits)}: accuracy {report['accuracy']:.3f}  UAR {report['uar']:.3f}")
         if on_fold is not None:
             on_fold(report)
         _free(run)
