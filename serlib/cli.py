@@ -98,8 +98,9 @@ def _cmd_train(args) -> int:
     song = False if args.no_song else args.song
     # progress bars on a terminal, one line per epoch in logs, nothing with --quiet
     verbose = 0 if args.quiet else 1 if sys.stdout.isatty() else 2
+    test_actors = [] if args.all_speakers else _actors(args.test_actors)   # []: a final model, no test speakers
     run = train(args.model, args.data, out_dir=args.out, val_actors=_actors(args.val_actors),
-                test_actors=_actors(args.test_actors), epochs=args.epochs, batch_size=args.batch_size,
+                test_actors=test_actors, epochs=args.epochs, batch_size=args.batch_size,
                 seed=args.seed, augment=args.augment, quick=True if args.quick else None, verbose=verbose,
                 song=song)
     m = run.metrics
@@ -108,6 +109,8 @@ def _cmd_train(args) -> int:
           f"{info['split']['protocol']}")
     if m:
         print(f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['f1_macro']:.3f}  (n={m['n']})")
+    elif m is None:
+        print(f"test: none ({info['split'].get('note', 'no test speakers')})")
     print(f"run saved in {run.dir}")
     return 0
 
@@ -232,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="RAVDESS folder")
     s.add_argument("--out", required=True, help="run folder to create")
     s.add_argument("--val-actors", help="comma-separated actor numbers for validation")
-    s.add_argument("--test-actors", help="comma-separated actor numbers held out for testing")
+    held_out = s.add_mutually_exclusive_group()
+    held_out.add_argument("--test-actors", help="comma-separated actor numbers held out for testing")
+    held_out.add_argument("--all-speakers", action="store_true",
+                          help="final model: hold out no test speakers (no test scores); validation actors "
+                               "(--val-actors, else drawn) still steer early stopping")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int, default=0)

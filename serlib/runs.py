@@ -7,7 +7,8 @@ A run folder holds::
                     statistics, split (actors or protocol), seed, epochs run,
                     training seconds, serlib/keras versions, data source
     history.json    per-epoch loss/accuracy (training and validation) and learning rate
-    metrics.json    test-split scores (accuracy, uar, f1_macro, n, labels, confusion)
+    metrics.json    test-split scores (accuracy, uar, f1_macro, n, labels, confusion);
+                    null for a final model trained on every speaker (no test split)
     functionals.npz only for models with ``functionals_fusion``: the regression on clip
                     functionals fused with the network (:mod:`serlib.fusion`)
 
@@ -68,7 +69,8 @@ class Run:
     """A trained model with what it needs at prediction time. Explained in "Beyond the reports".
 
     ``dir`` is the run folder (``None`` for a run not saved), ``model`` the Keras model,
-    ``history`` the per-epoch curves, ``metrics`` the test-split report, ``labels`` the
+    ``history`` the per-epoch curves, ``metrics`` the test-split report (None for a final
+    model trained on every speaker, which has no test split), ``labels`` the
     class names in output order, ``spec`` the :class:`~serlib.features.FeatureSpec`,
     ``normalization`` the training-set ``{"mean", "std"}`` (or ``None``) and ``info`` the
     whole ``run.json`` record.
@@ -77,7 +79,7 @@ class Run:
     dir: Path | None
     model: object
     history: dict
-    metrics: dict
+    metrics: dict | None
     labels: list
     spec: FeatureSpec
     normalization: dict | None = None
@@ -397,7 +399,9 @@ def load_run(run_dir, *, compile: bool = False) -> Run:
         raise SerlibError(f"{path / INFO_FILE}: unusable feature spec ({error}); retrain the run") from None
     model = _load_keras_model(path / MODEL_FILE, compile=compile)
     history = _read_json(path / HISTORY_FILE, "history") or {}
-    metrics = _read_json(path / METRICS_FILE, "metrics") or {}
+    metrics = _read_json(path / METRICS_FILE, "metrics")
+    if metrics is None and not (path / METRICS_FILE).is_file():
+        metrics = {}           # a run saved without scores; None (the file says null) is a final model
     fused = None
     if info.get("functionals_fusion"):
         from . import fusion

@@ -10,6 +10,7 @@ Actor_07 pair of RAVDESS) on one side, and checks the result before returning it
   training.
 - :func:`speaker_split` – named actors held out for testing (and validation).
 - :func:`actor_kfold` – k folds over actors, each actor tested exactly once.
+- :func:`final_split` – every actor trains (a few may validate); nothing is tested.
 - :func:`filter_gender` – the male-only / female-only subsets of report 000.
 
 Explained in the chapter "Evaluating honestly".
@@ -455,6 +456,37 @@ def speaker_split(df: pd.DataFrame, test_actors, val_actors=None, n_val_actors: 
     return _speaker_parts(df, rest, val, test, "speaker-independent", description)
 
 
+def final_split(df: pd.DataFrame, val_actors=None, n_val_actors: int = 1, seed: int = 0) -> Split:
+    """Every speaker for the final model: no test part, at most a few validation speakers.
+
+    ``val_actors`` (or, when not given, ``n_val_actors`` drawn gender-balanced from
+    ``seed`` as in :func:`speaker_split`) only steer training (early stopping, learning-rate
+    reduction, checkpoints); every other actor trains. With no validation actor the
+    callbacks watch the training curve. Nothing is left to test on, so a model trained on
+    this split has no test scores. Explained in the chapter "Evaluating honestly".
+    """
+    _check_frame(df, ["actor"])
+    present = sorted({int(a) for a in df["actor"].unique()})
+    val = _as_actor_list(val_actors, "val_actors")
+    unknown = [a for a in val if a not in present]
+    if unknown:
+        raise SerlibError(f"val_actors: actor(s) {unknown} are not in this index (actors present: "
+                          f"{_fmt(present)}); choose among those")
+    if val_actors is None:
+        if not 0 <= n_val_actors < len(present):
+            raise SerlibError(f"final_split: {len(present)} actor(s) cannot give {n_val_actors} for validation "
+                              "and still train on one; use fewer validation actors")
+        val = _draw_balanced(present, n_val_actors, _actor_genders(df), np.random.default_rng(seed))
+    train = [a for a in present if a not in val]
+    if not train:
+        raise SerlibError(f"final_split: no actor is left for training after validating on {_fmt(val)}; "
+                          "validate on fewer actors")
+    description = (f"final model: train on every actor but the validation ones, {_fmt(train)}; validate on "
+                   f"{_fmt(val) if val else 'none (callbacks watch the training curve)'}; no test speakers, "
+                   "so no test scores")
+    return _speaker_parts(df, train, val, [], "final model, every speaker", description)
+
+
 def actor_kfold(df: pd.DataFrame, k: int = 5, seed: int = 0, n_val_actors: int = 2) -> list[Split]:
     """Cross-validation over speakers: ``k`` splits whose test actors partition the actors.
 
@@ -528,4 +560,4 @@ def filter_gender(df: pd.DataFrame, gender: str) -> pd.DataFrame:
     return sub
 
 
-__all__ = ["Split", "random_split", "speaker_split", "actor_kfold", "filter_gender"]
+__all__ = ["Split", "random_split", "speaker_split", "final_split", "actor_kfold", "filter_gender"]

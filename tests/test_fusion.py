@@ -300,3 +300,19 @@ def test_a_run_folder_without_its_regression_is_refused(fused_run, tmp_path):
     (copy / fusion.FILE).unlink()
     with pytest.raises(SerlibError, match="damaged"):
         load_run(copy)
+
+
+def test_a_final_fused_model_fits_its_regression_and_scores_nothing(fused_run, standin_dir):
+    """Every speaker trains: the regression is fitted on every training clip, nothing is scored."""
+    from serlib.training import default_split, fit_split
+
+    prep = prepare_data(FUSED, standin_dir, verbose=0)
+    prep.functionals = np.random.default_rng(0).normal(size=(len(prep.index), 6))   # stand-in statistics
+    split = default_split(prep.index, test_actors=[], seed=0)
+    run = fit_split(prep, split, seed=0, **TINY)
+    assert run.metrics is None and run.network_test_proba is None
+    record = run.info["functionals_fusion"]
+    assert record["network_alone"] is None and record["n_regression_rows"] == len(split.train) == record["n_train"]
+    assert run.fusion["coef"].shape == (8, 6)
+    proba = run.predict_proba(prep.X[:3], functionals=prep.functionals[:3])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)

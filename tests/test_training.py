@@ -330,3 +330,57 @@ def test_gender_pipeline_takes_runs_not_folders(trained):
         GenderThenEmotion.from_runs(gender, str(trained.dir), trained)
     pipe = GenderThenEmotion.from_runs(gender, trained, trained)
     assert pipe.emotion_labels == tuple(trained.labels) and pipe.gender_model is trained.model
+
+
+# ----------------------------------------------------------------------------- a final model on every speaker
+@pytest.fixture(scope="module")
+def final(standin_dir, tmp_path_factory):
+    return train(MODEL, standin_dir, out_dir=tmp_path_factory.mktemp("final") / "run", seed=0, test_actors=[],
+                 **TINY)
+
+
+def test_a_final_model_trains_on_every_speaker_and_says_it_has_no_scores(final, standin_dir):
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    actors = final.info["split"]["actors"]
+    assert actors["test"] == [] and len(actors["val"]) == 1               # 4 stand-in actors: 3 train, 1 validates
+    assert sorted(actors["train"] + actors["val"]) == sorted(prep.index["actor"].unique().tolist())
+    assert final.info["n_train"] + final.info["n_val"] == len(prep.index) and final.info["n_test"] == 0
+    assert final.metrics is None and final.network_test_proba is None
+    assert "final model: no test speakers" in final.info["split"]["note"]
+    assert "no test scores" in final.info["split"]["description"]
+    assert len(final.history["val_loss"]) == 2                             # early stopping still watches validation
+    assert json.loads((final.dir / "metrics.json").read_text()) is None
+    reloaded = load_run(final.dir)
+    assert reloaded.metrics is None and reloaded.info["split"]["note"] == final.info["split"]["note"]
+    np.testing.assert_allclose(reloaded.predict_proba(prep.X[:4]), final.predict_proba(prep.X[:4]), atol=1e-6)
+    m = evaluate_run(reloaded, standin_dir)        # scoring it later on other data still works
+    assert m["n"] == len(prep.index)
+
+
+def test_a_final_model_without_validation_trains_on_every_clip(standin_dir, tmp_path):
+    from serlib.training import fit_split
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    split = default_split(prep.index, test_actors=[], val_actors=[], seed=0)
+    assert len(split.train) == len(prep.index) and len(split.val) == len(split.test) == 0
+    run = fit_split(prep, split, seed=0, **TINY)
+    assert run.metrics is None and "val_loss" not in run.history and run.info["monitor"] == "loss"
+    assert default_split(prep.index, test_actors=(), val_actors=[2, 3]).actors(prep.index)["val"] == [2, 3]
+    with pytest.raises(SerlibError, match="not in this index"):
+        default_split(prep.index, test_actors=[], val_actors=[9])
+    with pytest.raises(SerlibError, match="no actor is left for training"):
+        default_split(prep.index, test_actors=[], val_actors=[1, 2, 3, 4])
+
+
+def test_cli_all_speakers(standin_dir, tmp_path, capsys):
+    out = tmp_path / "final"
+    assert cli.main(["train", MODEL, "--data", str(standin_dir), "--out", str(out), "--all-speakers", "--quick",
+                     "--epochs", "1", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "test: none (final model: no test speakers, so no test scores)" in lines
+    assert load_run(out).metrics is None and load_run(out).info["split"]["actors"]["test"] == []
+    with pytest.raises(SystemExit) as stop:   # argparse: one or the other
+        cli.main(["train", MODEL, "--data", str(standin_dir), "--out", str(tmp_path / "x"), "--all-speakers",
+                  "--test-actors", "4"])
+    assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+

@@ -161,14 +161,19 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     (:func:`average_networks`; ``run.info["ensemble"]`` lists each network's seed and time,
     ``run.history`` is the first network's). Returns an unsaved :class:`~serlib.runs.Run`
     (``dir`` is None).
+
+    A split with no test clips (a final model, :func:`serlib.splits.final_split`) trains the
+    same way but scores nothing: ``run.metrics`` and ``run.network_test_proba`` are None,
+    ``run.info["n_test"]`` is 0 and ``run.info["split"]["note"]`` says why.
     Explained in the chapter "Evaluating honestly".
     """
     import keras
 
     entry = prep.entry
     split.check_disjoint(prep.index)
-    if len(split.train) == 0 or len(split.test) == 0:
-        raise SerlibError(f"{split.protocol}: the training or test part is empty")
+    if len(split.train) == 0:
+        raise SerlibError(f"{split.protocol}: the training part is empty")
+    scored = len(split.test) > 0   # a final model (every speaker trains) has nothing to score
     epochs_requested = int(epochs or getattr(entry, "epochs", None) or 50)
     batch = int(batch_size or getattr(entry, "batch_size", None) or 32)
     if quick:
@@ -228,23 +233,29 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     epochs_run = len(curves["epoch_seconds"])
     best_epoch = _best_epoch(curves, monitor)
 
-    proba = network_proba = probabilities(model, X_test)
+    proba = network_proba = probabilities(model, X_test) if scored else None
     fusion, fusion_info = None, None
     settings = getattr(entry, "functionals_fusion", None)
     if settings:  # a regression on the training clips' functionals, fused with the network
         F = prepared_functionals(prep, verbose)
         F_fit, y_fit = regression_rows(prep, split.train, settings.get("speed_copies", ()), verbose)
         fusion = fit_linear(F_fit, y_fit, len(prep.labels), **settings)
-        alone = classification_report(y_test, proba, prep.labels)
-        F_test = F[split.test] if len(speeds(fusion)) == 1 else np.stack(   # each test clip at its scored speeds
-            [(prepared_functionals(prep, verbose, speed=f, rows=split.test) if f != 1 else F)[split.test]
-             for f in speeds(fusion)], axis=1)
-        proba = fuse(fusion, proba, F_test)
         fusion_info = {**settings, "n_functionals": int(F.shape[1]), "n_train": int(len(split.train)),
-                       "n_regression_rows": int(len(y_fit)),
-                       "network_alone": {"uar": alone["uar"], "accuracy": alone["accuracy"]}}
-    metrics = classification_report(y_test, proba, prep.labels)
-    metrics["protocol"] = split.protocol
+                       "n_regression_rows": int(len(y_fit)), "network_alone": None}
+        if scored:
+            alone = classification_report(y_test, proba, prep.labels)
+            F_test = F[split.test] if len(speeds(fusion)) == 1 else np.stack(   # each test clip at its scored speeds
+                [(prepared_functionals(prep, verbose, speed=f, rows=split.test) if f != 1 else F)[split.test]
+                 for f in speeds(fusion)], axis=1)
+            proba = fuse(fusion, proba, F_test)
+            fusion_info["network_alone"] = {"uar": alone["uar"], "accuracy": alone["accuracy"]}
+    metrics = None
+    if scored:
+        metrics = classification_report(y_test, proba, prep.labels)
+        metrics["protocol"] = split.protocol
+    split_record = _split_record(prep.index, split)
+    if not scored:
+        split_record["note"] = "final model: no test speakers, so no test scores"
 
     record = {
         "model": prep.model_name,
@@ -252,7 +263,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "report": getattr(entry, "report", None),
         "family": getattr(entry, "family", None),
         "task": prep.task,
-        "split": _split_record(prep.index, split),
+        "split": split_record,
         "seed": int(seed),
         "epochs_requested": epochs_requested,
         "epochs_run": epochs_run,
@@ -377,6 +388,6 @@ def _split_record(df: pd.DataFrame, split) -> dict:
     except SerlibError:
         record["actors"] = None
     record["sizes"] = split.sizes()
-    if not split.speaker_independent:  # a random split cannot be described by actors alone
+    if not split.speaker_independent and len(split.test):  # a random split cannot be described by actors alone
         record["test_paths"] = [str(p) for p in df["path"].iloc[split.test]]
     return record

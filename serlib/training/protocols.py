@@ -36,7 +36,7 @@ from ..errors import DataError, SerlibError
 from ..log import get_logger, info
 from ..metrics import summarize_folds
 from ..runs import Run, check_out_dir, save_run
-from ..splits import actor_kfold, random_split, speaker_split
+from ..splits import actor_kfold, final_split, random_split, speaker_split
 from .data import prepare_data, song_data
 from .fitting import fit_split
 
@@ -63,11 +63,19 @@ def default_split(df: pd.DataFrame, *, test_actors=None, val_actors=None, seed: 
     Test actors: the ones given, else the last two actors present (19 and 20 for
     RAVDESS 01-20), or the last one when fewer than six actors are present. Validation
     actors: the ones given, else two (one when fewer than eight actors are present)
-    drawn gender-balanced from the rest with ``seed``. Explained in "Evaluating honestly".
+    drawn gender-balanced from the rest with ``seed``.
+
+    ``test_actors=[]`` holds no speaker out for testing: the split for a final model trained
+    on every speaker (:func:`serlib.splits.final_split`), where the validation actors (given,
+    or drawn as above; none when there is only one actor) only steer early stopping and the
+    learning rate. Explained in "Evaluating honestly".
     """
     if "actor" not in df.columns:
         raise DataError("the clip index has no 'actor' column; a speaker-independent split needs one")
     present = sorted({int(a) for a in df["actor"].unique()})
+    if _no_actors(test_actors):
+        n_val = 2 if len(present) >= 8 else 1 if len(present) >= 2 else 0
+        return final_split(df, val_actors=val_actors, n_val_actors=n_val, seed=seed)
     if test_actors is None:
         if len(present) < 3:
             raise DataError(f"only {len(present)} actor(s) in the data ({present}); a speaker-independent "
@@ -77,6 +85,12 @@ def default_split(df: pd.DataFrame, *, test_actors=None, val_actors=None, seed: 
         test_actors = present[-n_test:]
     n_val = 2 if len(present) >= 8 else 1
     return speaker_split(df, test_actors=test_actors, val_actors=val_actors, n_val_actors=n_val, seed=seed)
+
+
+def _no_actors(actors) -> bool:
+    """True for an explicitly empty actor list (``[]``, ``()``, an empty array), not for None."""
+    return actors is not None and not isinstance(actors, (str, int)) and hasattr(actors, "__len__") \
+        and len(actors) == 0
 
 
 
@@ -95,6 +109,14 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
     ``verbose``: 0 silent, 1 Keras progress bars, 2 one line per epoch. ``song``: RAVDESS
     song clips of the training actors as extra training data: a folder, ``False`` for none,
     or ``None`` for the model's default (see :func:`song_data`).
+
+    ``test_actors=[]`` trains a final model on every speaker (``serlib train MODEL
+    --all-speakers``): nothing is held out for testing, so the run has no test scores
+    (``run.metrics`` is None, ``metrics.json`` holds ``null``, ``run.info["split"]["note"]``
+    says so); validation actors (``val_actors``, else one or two drawn from everyone, see
+    :func:`default_split`) still steer early stopping and the learning rate and are not
+    trained on. Pass ``val_actors=[]`` as well to train on every clip, the callbacks then
+    watching the training curve.
 
     ``out_dir`` must not exist or be empty (nothing is overwritten); default
     ``$SERLIB_CACHE_DIR/runs/<model>-<date>-<time>``. Returns the saved
@@ -123,8 +145,11 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
             out_dir = Path(str(out_dir) + "x")
     save_run(run, out_dir)
     m = run.metrics
-    info(logger, verbose, f"test ({split.protocol}): accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
-                          f"macro-F1 {m['f1_macro']:.3f} on {m['n']} clips; run saved in {run.dir}")
+    if m is None:
+        info(logger, verbose, f"{split.protocol}: no test speakers, so no test scores; run saved in {run.dir}")
+    else:
+        info(logger, verbose, f"test ({split.protocol}): accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}, "
+                              f"macro-F1 {m['f1_macro']:.3f} on {m['n']} clips; run saved in {run.dir}")
     return run
 
 
