@@ -384,3 +384,42 @@ def test_cli_all_speakers(standin_dir, tmp_path, capsys):
                   "--test-actors", "4"])
     assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
+
+# ----------------------------------------------------------------------------- the augmented-copies cache
+def test_augmented_copies_are_cached_checked_and_made_again_when_damaged(standin_dir, tmp_path, monkeypatch):
+    from serlib.splits import Split
+    from serlib.training import augmented_features
+
+    prep = prepare_data(MODEL, standin_dir, verbose=0)
+    monkeypatch.setenv("SERLIB_CACHE_DIR", str(tmp_path / "cache"))
+    split = Split(train=np.arange(6), val=[], test=np.arange(6, 8), protocol="six clips", n_rows=len(prep.index))
+    settings = {"copies": 2, "ops": ["noise", "shift"]}
+    X, y, record = augmented_features(prep, split, settings=settings, seed=3, verbose=0)
+    assert X.shape == (12, *prep.X.shape[1:]) and record["cached"] is False
+    (entry,) = (tmp_path / "cache" / "augmented").iterdir()       # one file: no temporary leftovers
+    assert entry.read_bytes()[-51:-32] == b"serlib-blake2b-256:"   # sealed like the feature cache
+    X2, y2, record2 = augmented_features(prep, split, settings=settings, seed=3, verbose=0)
+    assert record2["cached"] is True and record2["source_paths"] == record["source_paths"]
+    np.testing.assert_array_equal(X2, X)
+    np.testing.assert_array_equal(y2, y)
+
+    blob = bytearray(entry.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF                                   # one flipped byte
+    entry.write_bytes(bytes(blob))
+    with _Records("serlib") as records:
+        X3, _, record3 = augmented_features(prep, split, settings=settings, seed=3, verbose=0)
+    assert record3["cached"] is False and any("fails its checksum" in r.getMessage() for r in records)
+    np.testing.assert_array_equal(X3, X)                           # made again, the same
+    assert augmented_features(prep, split, settings=settings, seed=3, verbose=0)[2]["cached"] is True
+
+    import io
+
+    from serlib.storage import seal
+
+    buffer = io.BytesIO()   # a checksummed file holding pickled objects is still refused, never unpickled
+    np.savez(buffer, X=np.array([object()], dtype=object), y=np.zeros(1, np.int64), source=np.zeros(1, np.int64))
+    entry.write_bytes(seal(buffer.getvalue()))
+    assert augmented_features(prep, split, settings=settings, seed=3, verbose=0)[2]["cached"] is False
+    assert augmented_features(prep, split, settings=settings, seed=3, verbose=0)[2]["cached"] is True  # rewritten
+    other = augmented_features(prep, split, settings=settings, seed=4, verbose=0)   # another seed, another entry
+    assert other[2]["cached"] is False and len(list((tmp_path / "cache" / "augmented").iterdir())) == 2

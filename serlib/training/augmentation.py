@@ -2,22 +2,27 @@
 
 Only the waveforms of a split's training clips are ever loaded, perturbed
 (:func:`serlib.augment.augment_training_set`) and described as the model's features say,
-so no validation or test clip can leak into training. Explained in the chapter "Features
+so no validation or test clip can leak into training. The copies' features are cached like
+the network features (:mod:`serlib.feature_cache`): keyed by the content of the training
+clips, written in one atomic step with a BLAKE2b checksum trailer (:mod:`serlib.storage`),
+checked before anything is decoded, never unpickled. Explained in the chapter "Features
 and augmentation".
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
+import math
 from pathlib import Path
 
 import numpy as np
 
+from ..config import cache_subdir, warn_once, warn_unwritable_cache
 from ..errors import SerlibError
-from ..features import FeatureSpec
+from ..features import FeatureSpec, extract
 from ..log import get_logger, info
+from ..storage import DIGEST_BYTES, TRAILER_TAG, atomic_write, file_blake2b, seal, unseal
 from .data import PreparedData
 
 logger = get_logger(__name__)
@@ -67,29 +72,26 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
     :func:`serlib.augment.augment_training_set` and turned into features with
     :func:`serlib.features.extract`, so no validation or test clip can leak into
     training. The result is cached under ``$SERLIB_CACHE_DIR/augmented`` keyed by the
-    clips, the feature spec, the seed and the settings. Returns ``(X, y, record)`` where
+    content of the training clips (BLAKE2b), their labels, the feature spec, the seed and
+    the settings (:func:`load_copies`, :func:`save_copies`). Returns ``(X, y, record)`` where
     ``record["source_paths"]`` names the clip each copy came from. Explained in the
     chapter "Features and augmentation".
     """
-    from ..config import cache_subdir
-    from ..features import extract
-
     settings = settings or augment_settings(True)
     train_paths = [str(p) for p in prep.index["path"].iloc[split.train]]
-    stamps = [[os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in train_paths]
-    key_blob = json.dumps({"paths": train_paths, "stamps": stamps, "spec": prep.spec.to_dict(), "seed": int(seed),
-                           "settings": settings, "labels": prep.y[split.train].tolist()}, sort_keys=True)
-    key = hashlib.sha1(key_blob.encode()).hexdigest()[:20]
+    key_blob = json.dumps({"clips": [file_blake2b(p) for p in train_paths], "spec": prep.spec.to_dict(),
+                           "seed": int(seed), "settings": settings, "labels": prep.y[split.train].tolist()},
+                          sort_keys=True)
+    key = hashlib.blake2b(key_blob.encode(), digest_size=16).hexdigest()
     folder = cache_subdir("augmented")      # None: the cache cannot be written (warned once)
     target = folder / f"{prep.model_name}-{key}.npz" if folder is not None else None
-    if target is not None and target.is_file():
-        try:
-            with np.load(target, allow_pickle=False) as stored:   # a cache is data: never unpickled
-                X_aug, y_aug, src = stored["X"], stored["y"], stored["source"]
+    if target is not None:
+        stored = load_copies(target, n_copies=settings["copies"] * len(train_paths), shape=prep.X.shape[1:],
+                             n_labels=len(prep.labels), n_sources=len(train_paths))
+        if stored is not None:
+            X_aug, y_aug, src = stored
             return X_aug, y_aug, {**settings, "cached": True, "n": int(len(y_aug)),
                                   "source_paths": [train_paths[i] for i in src]}
-        except Exception:
-            target.unlink(missing_ok=True)
     info(logger, verbose, f"augmenting {len(train_paths)} training clips x{settings['copies']} "
                           "(validation and test clips untouched) ...")
     waveforms = _load_waveforms(train_paths, prep.spec)
@@ -102,16 +104,75 @@ def augmented_features(prep: PreparedData, split, *, settings=None, seed: int = 
                       for w in new_waves])
     y_aug = np.asarray(new_labels, dtype=np.int64)
     if target is not None:
-        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp.npz", dir=folder)
-        os.close(fd)
-        try:
-            np.savez(tmp, X=X_aug, y=y_aug, source=np.asarray(source, dtype=np.int64))
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_copies(target, X_aug, y_aug, source)
     return X_aug, y_aug, {**settings, "cached": False, "n": int(len(y_aug)),
                           "source_paths": [train_paths[i] for i in source]}
+
+
+#: Bytes an ``.npz`` of three arrays may take beyond their data (zip and ``.npy`` headers).
+_NPZ_OVERHEAD = 64 * 1024
+
+
+def save_copies(target: Path, X: np.ndarray, y: np.ndarray, source) -> bool:
+    """Store augmented copies (features ``X``, labels ``y``, the training clip each came from)
+    at ``target`` in one atomic step (:func:`serlib.storage.atomic_write`), an ``.npz``
+    followed by its BLAKE2b-256 trailer (:func:`serlib.storage.seal`). False, after one
+    warning line, when the disk refuses. Explained in the chapter "Features and augmentation".
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, X=np.ascontiguousarray(X, dtype=np.float32), y=np.asarray(y, dtype=np.int64),
+             source=np.asarray(source, dtype=np.int64))
+    blob = seal(buffer.getvalue())
+    try:
+        atomic_write(target, lambda fh: fh.write(blob))
+        return True
+    except OSError as error:
+        warn_unwritable_cache(target.parent, error)
+        return False
+
+
+def load_copies(target: Path, *, n_copies: int, shape: tuple, n_labels: int, n_sources: int):
+    """``(X, y, source)`` stored by :func:`save_copies` at ``target``, or None when there is
+    none or it fails a check: its size (never read past what ``n_copies`` copies of features
+    of ``shape`` can take), its checksum, its arrays (read with ``allow_pickle=False``),
+    their shapes, finite float32 features, labels below ``n_labels`` and sources below
+    ``n_sources``. A file that fails is deleted after one warning line naming it, and the
+    copies are made again. Explained in the chapter "Features and augmentation".
+    """
+    limit = n_copies * (4 * math.prod(shape) + 16) + _NPZ_OVERHEAD + len(TRAILER_TAG) + DIGEST_BYTES
+    try:
+        with open(target, "rb") as fh:
+            blob = fh.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return _rejected(target, f"cannot be read ({error.strerror or error})")
+    if len(blob) > limit:
+        return _rejected(target, "is larger than its copies can be")
+    payload = unseal(blob)
+    if payload is None:
+        return _rejected(target, "fails its checksum (changed or damaged since serlib wrote it)")
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as stored:   # a cache is data: never unpickled
+            X, y, source = stored["X"], stored["y"], stored["source"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return _rejected(target, "is not a readable set of arrays")
+    n = len(y)
+    if (X.dtype != np.float32 or tuple(X.shape) != (n, *tuple(shape)) or source.shape != (n,) or y.ndim != 1
+            or n > n_copies or not np.isfinite(X).all() or y.dtype.kind != "i" or source.dtype.kind != "i"
+            or (n and (y.min() < 0 or y.max() >= n_labels or source.min() < 0 or source.max() >= n_sources))):
+        return _rejected(target, "does not hold the copies it should (shapes, labels or sources)")
+    return X, y, source
+
+
+def _rejected(path: Path, reason: str) -> None:
+    warn_once(("augmented cache entry", str(path)), f"{path}: augmented-copies cache entry {reason}; "
+              "deleted it, the copies are made again")
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:      # an unreadable file in an unwritable folder: it is simply not used
+        pass
+    return None
 
 
 def _call_augment(waveforms, labels, settings, *, sr, seed):
