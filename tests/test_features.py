@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serlib import feature_cache
+from serlib import feature_cache, feature_store
 from serlib import features as F
 from serlib.errors import AudioError, ConfigError, SerlibError
 from serlib.features import REPORT_NOTES, REPORT_SPECS, FeatureSpec, feature_shape
@@ -296,7 +296,7 @@ def test_warm_run_does_not_reread_unchanged_files(wav_files, cache_root, monkeyp
     X = feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False)
     hashed = []
     real = feature_cache.content_hash
-    monkeypatch.setattr(feature_cache, "content_hash", lambda p: hashed.append(p) or real(p))
+    monkeypatch.setattr(feature_store, "content_hash", lambda p: hashed.append(p) or real(p))
     np.testing.assert_array_equal(feature_cache.extract_corpus(wav_files, SMALL, n_jobs=1, progress=False), X)
     assert hashed == []                                        # size + mtime matched the index
     os.utime(wav_files[3], ns=(time.time_ns(), time.time_ns() + 10**9))
