@@ -237,9 +237,10 @@ def _as_paths(paths) -> list:
 LAST_RUN: dict = {}
 
 
-def _open_store(spec) -> FeatureStore | None:
-    """The spec's :class:`FeatureStore`, or None (after one warning line) when the cache
-    cannot be written: the features are then computed in memory."""
+def open_store(spec) -> FeatureStore | None:
+    """The spec's :class:`FeatureStore` (any view with ``key``, ``shape`` and ``to_dict``), or
+    None (after one warning line) when the cache cannot be written: the features are then
+    computed in memory. Explained in the chapter "Features and augmentation"."""
     root = cache_subdir("features")
     if root is None:
         return None
@@ -292,7 +293,7 @@ def extract_corpus(paths, spec, *, n_jobs: int | None = None, cache: bool = True
         return digests[i] if cache else i
 
     if cache:
-        store = _open_store(spec)
+        store = open_store(spec)
         cache = store is not None
     if cache:
         index = ContentIndex(store.dir.parent)

@@ -243,16 +243,19 @@ class Pipeline:
             from .voice_encoder import load_encoder
 
             load_encoder()     # the weights are fetched and checked before any clip is decoded
-        stores, digests, index = {}, None, None
+        stores, digests = {}, None
         if cache and paths:
-            try:
-                index = feature_cache.ContentIndex()
+            for name, view in self.views():
+                store = feature_cache.open_store(view)   # None: the cache cannot be written (warned once)
+                if store is not None:
+                    stores[name] = store
+            if stores:
+                index = feature_cache.ContentIndex(next(iter(stores.values())).dir.parent)
                 digests = [index.lookup(p) for p in paths]
-                index.save()
-                for name, view in self.views():
-                    stores[name] = feature_cache.FeatureStore(view)
-            except OSError:            # an unwritable cache: warned about by serlib.config; go on in memory
-                stores, digests = {}, None
+                try:
+                    index.save()
+                except OSError:
+                    pass
         found: dict = {name: [None] * len(paths) for name in names}
         for name, store in stores.items():
             whole = store.get_corpus(digests)
