@@ -16,7 +16,8 @@ A run folder holds::
 version, NumPy, Python) and ``sha256``, the SHA-256 of every other file of the folder.
 
 :func:`save_run` writes the files into a temporary sibling folder ``.NAME.HOST-PID-XXXX.partial``
-and renames it into place, so an interrupted run never leaves a half-written run folder
+and renames it into place (:func:`serlib.storage.atomic_folder`; every file inside is written
+atomically too), so an interrupted run never leaves a half-written run folder
 behind; a partial folder whose process was killed (or older than :data:`STALE_SECONDS`) is
 removed by the next :func:`save_run` or :func:`load_run` beside it.
 
@@ -30,14 +31,9 @@ another serlib or Keras major.minor version. Every problem is a one-line
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import socket
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +42,7 @@ import numpy as np
 
 from .errors import SerlibError
 from .features import FeatureSpec
+from .storage import atomic_folder, file_sha256, remove_stale, write_json  # noqa: F401  (file_sha256, write_json: part of this module's API)
 
 RUN_FILES = ("model.keras", "run.json", "history.json", "metrics.json")
 MODEL_FILE, INFO_FILE, HISTORY_FILE, METRICS_FILE = RUN_FILES
@@ -53,7 +50,6 @@ FUSION_FILE = "functionals.npz"   # serlib.fusion.FILE
 
 #: A partial folder older than this (seconds since its last change) is stale whoever owns it.
 STALE_SECONDS = 30 * 60
-_PARTIAL_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]*\.partial$")
 
 
 class RunWarning(UserWarning):
@@ -195,41 +191,6 @@ def check_out_dir(out_dir) -> Path:
     return out
 
 
-def _to_jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _to_jsonable(obj.tolist())
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path, obj) -> None:
-    """Write JSON atomically (temporary file, then rename); NumPy values become plain numbers.
-
-    Explained in the chapter "Beyond the reports".
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_to_jsonable(obj), fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_run(run: Run, out_dir) -> Path:
     """Write ``run`` into the new folder ``out_dir`` atomically; returns the folder.
 
@@ -239,9 +200,7 @@ def save_run(run: Run, out_dir) -> Path:
     """
     out = check_out_dir(out_dir)
     remove_stale_partials(out.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{_host()}-{os.getpid()}-", suffix=".partial",
-                                dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:     # .NAME.HOST-PID-TOKEN.partial, renamed to NAME when complete
         run.model.save(tmp / MODEL_FILE)
         write_json(tmp / HISTORY_FILE, run.history)
         write_json(tmp / METRICS_FILE, run.metrics)
@@ -256,24 +215,9 @@ def save_run(run: Run, out_dir) -> Path:
         info["versions"] = versions()
         info["sha256"] = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.name != INFO_FILE}
         write_json(tmp / INFO_FILE, info)
-        if out.is_dir():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     run.dir = out
     run.info = info
     return out
-
-
-def file_sha256(path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB blocks. Explained in the chapter "Beyond the reports"."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def versions() -> dict:
@@ -294,22 +238,6 @@ def versions() -> dict:
 
 
 # ----------------------------------------------------------------------------- stale partials
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:   # exists but not ours (PermissionError), or cannot tell
-        return True
-    return True
-
-
 def _is_partial_run(folder: Path) -> bool:
     """Only what :func:`save_run` writes: run files and :func:`write_json`'s ``*.tmp`` files."""
     allowed = set(RUN_FILES) | {FUSION_FILE}
@@ -320,36 +248,15 @@ def _is_partial_run(folder: Path) -> bool:
         return False
 
 
-def _is_stale(folder: Path, max_age: float) -> bool:
-    match = _PARTIAL_OWNER.search(folder.name)
-    if match and match["host"] == _host() and not _pid_alive(int(match["pid"])):
-        return True
-    try:
-        newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
-    except OSError:
-        return False
-    return time.time() - newest > max_age
-
-
 def remove_stale_partials(folder, *, max_age: float = STALE_SECONDS) -> list:
     """Remove the hidden ``.NAME.*.partial`` folders of saves that were killed (SIGKILL, power
     loss) in ``folder``: those whose process on this machine is gone, or unchanged for
-    ``max_age`` seconds. A folder holding anything :func:`save_run` does not write is kept.
-    Returns the folders removed; never raises. Explained in the chapter "Beyond the reports".
+    ``max_age`` seconds (:func:`serlib.storage.remove_stale`). A folder holding anything
+    :func:`save_run` does not write is kept. Returns the folders removed; never raises.
+    Explained in the chapter "Beyond the reports".
     """
-    removed = []
-    try:
-        candidates = [p for p in Path(folder).iterdir()
-                      if p.name.startswith(".") and p.name.endswith(".partial") and p.is_dir()
-                      and not p.is_symlink()]
-    except OSError:
-        return removed
-    for partial in candidates:
-        if _is_stale(partial, max_age) and _is_partial_run(partial):
-            shutil.rmtree(partial, ignore_errors=True)
-            if not partial.exists():
-                removed.append(partial)
-    return removed
+    return remove_stale(folder, max_age=max_age, pattern=".*.partial",
+                        keep=lambda path: not path.is_dir() or not _is_partial_run(path))
 
 
 def _read_json(path: Path, what: str):

@@ -247,9 +247,9 @@ def _fake_partial(folder, name: str, files=("model.keras", "run.json.abc123.tmp"
 
 
 def test_a_killed_save_leaves_nothing_after_the_next_save(tmp_path):
-    from serlib.runs import _host
+    from serlib.storage import host_tag
 
-    host = _host()
+    host = host_tag()
     killed = _fake_partial(tmp_path, f".run1.{host}-{_dead_pid()}-k3x9_q2a.partial")
     old = _fake_partial(tmp_path, ".run2.ab12cd34.partial", age=3 * 3600)           # older serlib's name
     alive = _fake_partial(tmp_path, f".run3.{host}-{os.getpid()}-abcdefgh.partial")   # a save in progress
@@ -263,25 +263,27 @@ def test_a_killed_save_leaves_nothing_after_the_next_save(tmp_path):
 
 
 def test_loading_a_run_also_clears_stale_partials_beside_it(saved):
-    from serlib.runs import _host
+    from serlib.storage import host_tag
 
-    killed = _fake_partial(saved.parent, f".run.{_host()}-{_dead_pid()}-abc.partial")
+    killed = _fake_partial(saved.parent, f".run.{host_tag()}-{_dead_pid()}-abc.partial")
     assert remove_stale_partials(saved.parent) == [killed]
-    again = _fake_partial(saved.parent, f".run.{_host()}-{_dead_pid()}-def.partial")
+    again = _fake_partial(saved.parent, f".run.{host_tag()}-{_dead_pid()}-def.partial")
     _quiet_load(saved)
     assert not again.exists()
 
 
 def test_save_names_its_partial_folder_after_its_process(tmp_path, monkeypatch):
-    from serlib import runs
+    import re
+
+    from serlib.storage import host_tag
 
     seen = []
     run = _run()
     original = run.model.save
     monkeypatch.setattr(run.model, "save", lambda path: seen.append(pathlib.Path(path).parent) or original(path))
     save_run(run, tmp_path / "named")
-    match = runs._PARTIAL_OWNER.search(seen[0].name)
-    assert match and int(match["pid"]) == os.getpid() and match["host"] == runs._host()
+    match = re.search(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]*\.partial$", seen[0].name)
+    assert match and int(match["pid"]) == os.getpid() and match["host"] == host_tag()
     assert seen[0].name.startswith(".named.") and not seen[0].exists()
 
 
