@@ -14,8 +14,8 @@ edition (a later cell may use a solution's variables) and a glued number the rem
 text still quotes cannot go missing unnoticed: the build runs with ``--warningiserror``.
 The executed notebooks come from the last ``make book`` (``_build/jupyter_execute``) when
 their code is unchanged and they ran in the same mode (quick or full); otherwise the
-chapter is executed afresh. The edition is then built from a temporary copy with
-execution switched off. Explained in the chapter "Introduction".
+chapter is executed afresh. The edition is then built from a temporary copy in which
+only the text-based pages (the course plan) are executed. Explained in the chapter "Introduction".
 """
 from __future__ import annotations
 
@@ -140,6 +140,28 @@ def _code(nb: dict) -> list[str]:
     return [_source(c) for c in nb.get("cells", []) if c.get("cell_type") == "code"]
 
 
+def restore_glue(nb: dict, glue_file: Path) -> dict:
+    """``nb`` with the glued values myst-nb moved into ``glue_file`` put back as cell outputs.
+
+    A build writes each executed chapter without its glue outputs and keeps them beside it
+    (``NAME.glue.json``). Each value goes back to the first code cell that names it in
+    quotes (so a solution's values leave with the solution), else to the first code cell.
+    """
+    if not glue_file.is_file():
+        return nb
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    if not code:
+        return nb
+    for name, output in json.loads(glue_file.read_text(encoding="utf-8")).items():
+        meta = (output.get("metadata") or {}).get("scrapbook") or {"name": name, "mime_prefix": ""}
+        prefix = meta.get("mime_prefix", "")
+        restored = {"output_type": "display_data", "metadata": {"scrapbook": meta},
+                    "data": {k if k.startswith(prefix) else prefix + k: v for k, v in output.get("data", {}).items()}}
+        home = next((c for c in code if f'"{name}"' in _source(c) or f"'{name}'" in _source(c)), code[0])
+        home.setdefault("outputs", []).append(restored)
+    return nb
+
+
 def reusable(source: dict, executed: dict, quick: bool) -> bool:
     """True when ``executed`` ran the same code as ``source`` in the same mode, with no error output."""
     if _code(source) != _code(executed):
@@ -189,7 +211,8 @@ def executed_notebooks(root: Path, *, quick: bool, fresh: bool = False, executed
         source = json.loads(path.read_text(encoding="utf-8"))
         previous = Path(executed_dir or root / "_build" / "jupyter_execute") / path.relative_to(root)
         if not fresh and previous.is_file():
-            executed = json.loads(previous.read_text(encoding="utf-8"))
+            executed = restore_glue(json.loads(previous.read_text(encoding="utf-8")),
+                                    previous.with_name(previous.stem + ".glue.json"))
             if reusable(source, executed, quick):
                 log(f"{path.relative_to(root)}: reusing the outputs of the last build ({previous})")
                 done[path] = executed
@@ -208,7 +231,8 @@ def _copy_sources(root: Path, folder: Path) -> None:
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
-    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    # the chapters arrive executed; text-based notebooks (the course page) still run
+    config.setdefault("execute", {})["exclude_patterns"] = ["*.ipynb"]
     config["title"] = f"{config.get('title', 'The book')} (student edition)"
     (folder / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copy(root / "_toc.yml", folder / "_toc.yml")

@@ -129,7 +129,7 @@ def bibliography(path) -> dict[str, tuple[str, str]]:
         key, body = match.groups()
         author = re.search(r"author\s*=\s*\{(.*?)\},?\s*\n", body, re.DOTALL)
         year = re.search(r"year\s*=\s*\{?([^},\n]*)", body)
-        names = [n.strip() for n in re.split(r"\s+and\s+", (author.group(1) if author else key).replace("{", "")
+        names = [n.strip() for n in re.split(r"\s+and\s+", re.sub(r"\\['`^\"~]", "", (author.group(1) if author else key)).replace("{", "")
                                                  .replace("}", ""))]
         surnames = [n.split(",")[0].strip() if "," in n else n.split()[-1] for n in names if n]
         who = (surnames[0] if len(surnames) == 1 else " & ".join(surnames) if len(surnames) == 2

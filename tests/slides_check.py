@@ -27,33 +27,43 @@ const start = Date.now();
 function ready() {
   return window.Reveal && Reveal.isReady() && window.MathJax && MathJax.isReady;
 }
-function measure() {
+async function measure() {
+  // visit every slide in turn: reveal.js hides far slides, and hidden media do not load
   const slides = Reveal.getSlides();
-  const shown = [];
-  slides.forEach(slide => { const at = Reveal.getIndices(slide); Reveal.slide(at.h, at.v);
-                            shown.push(Reveal.getCurrentSlide() === slide); });
+  const pause = ms => new Promise(res => setTimeout(res, ms));
+  let shown = 0, titled = 0;
+  const durations = [];
+  for (const slide of slides) {
+    const at = Reveal.getIndices(slide);
+    Reveal.slide(at.h, at.v);
+    await pause(50);
+    if (Reveal.getCurrentSlide() === slide) shown += 1;
+    if (slide.innerText.trim().length > 0) titled += 1;
+    for (const a of slide.querySelectorAll('audio')) {
+      durations.push(await new Promise(res => {
+        const report = () => res(a.readyState >= 1 && isFinite(a.duration) ? a.duration : -1);
+        if (a.readyState >= 1) { report(); return; }
+        a.addEventListener('loadedmetadata', report); a.addEventListener('error', () => res(-1));
+        a.preload = 'metadata'; a.load(); setTimeout(report, 10000);
+      }));
+    }
+  }
   Reveal.slide(0);
   const imgs = Array.from(document.querySelectorAll('.reveal img'));
-  const audios = Array.from(document.querySelectorAll('.reveal audio'));
-  Promise.all(audios.map(a => new Promise(res => {
-    const report = () => res(a.readyState >= 1 && isFinite(a.duration) ? a.duration : -1);
-    if (a.readyState >= 1) { report(); return; }
-    a.addEventListener('loadedmetadata', report); a.addEventListener('error', () => res(-1));
-    a.preload = 'metadata'; a.load(); setTimeout(report, 10000);
-  }))).then(durations => done({
+  done({
     ready: Reveal.isReady(),
     total: Reveal.getTotalSlides(),
-    shown: shown.filter(x => x).length,
-    titled: slides.filter(s => s.innerText.trim().length > 0).length,
+    shown: shown,
+    titled: titled,
     images: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length,
-    audio: audios.length,
+    audio: document.querySelectorAll('.reveal audio').length,
     audioDurations: durations,
     mathErrors: document.querySelectorAll('.MathJax_Error, merror').length,
     mathRendered: document.querySelectorAll('.MathJax, .MathJax_Display').length,
     rawMarkup: (document.body.innerText.match(/:::|\{glue|\{cite|\{admonition\}/g) || []).length,
     resources: performance.getEntriesByType('resource').map(e => e.name),
-  }));
+  });
 }
 (function wait() {
   if (ready()) { MathJax.Hub.Queue(measure); }

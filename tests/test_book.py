@@ -209,3 +209,27 @@ def test_full_mode_build_has_no_cell_time_limit(tmp_path):
     with open(tmp_path / "full.log", "w") as log:
         assert book_build.build(tmp_path, quick=False, log=log) == 0, (tmp_path / "full.log").read_text()[-2000:]
     assert "done" in (tmp_path / "_build" / "html" / "book" / "slow.html").read_text()
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_every_chapter_gives_a_slide_deck_that_shows_offline(built_book, tmp_path):
+    """``make slides`` from the build's executed chapters; every deck opened in headless Chromium."""
+    import slides_check
+
+    from serlib import book_slides
+
+    status, html, _ = built_book
+    if status != 0:
+        pytest.fail("the book did not build (see test_html_build_succeeds_without_execution_errors)")
+    browser, driver = browser_check.find_chromium()
+    if not browser or not driver:
+        pytest.skip("Chromium/ChromeDriver not installed (apt-get install chromium chromium-driver)")
+    with open(tmp_path / "slides.log", "w") as log:
+        status = book_slides.build_slides(ROOT, output=tmp_path / "slides", executed_dir=html.parent / "jupyter_execute",
+                                          quick=os.environ.get("SERLIB_QUICK", "1") != "0", log=log)
+    assert status == 0, (tmp_path / "slides.log").read_text()[-3000:]
+    assert "executed in" not in (tmp_path / "slides.log").read_text(), "the build's executed chapters were not reused"
+    decks = sorted(p.name for p in (tmp_path / "slides").glob("*.slides.html"))
+    assert decks == sorted(f"{p.stem}.slides.html" for p in CHAPTERS)
+    assert slides_check.check_decks(tmp_path / "slides", log=lambda line: None) == []

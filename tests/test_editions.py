@@ -137,3 +137,26 @@ def test_the_student_edition_of_a_chapter_has_no_solution_text(tmp_path):
     assert "Exercise 3.1: Shapes" in shown and book_editions.STUDENT_NOTE.strip("*") in shown
     # the exercises' glued numbers that remain in the text were rendered (no raw role left)
     assert "{glue" not in shown
+
+
+def test_glued_values_a_build_set_aside_go_back_to_the_cells_that_glued_them(tmp_path):
+    executed = {"cells": [
+        {"cell_type": "code", "metadata": {}, "source": "import x", "outputs": []},
+        {"cell_type": "code", "metadata": {}, "source": 'book.glue("uar", 0.5)', "outputs": []},
+        {"cell_type": "code", "metadata": {}, "source": "# Solution to exercise 1.1\nbook.glue('answer', 42)",
+         "outputs": []},
+        {"cell_type": "markdown", "metadata": {}, "source": ":::{admonition} Solution\nIt is {glue:text}`answer`.\n:::"},
+    ]}
+    prefix = "application/papermill.record/"
+    glue_file = tmp_path / "ch.glue.json"
+    glue_file.write_text(json.dumps({name: {"output_type": "display_data", "metadata": {"scrapbook": {
+        "name": name, "mime_prefix": prefix}}, "data": {"text/plain": value}}
+        for name, value in (("uar", "0.5"), ("answer", "42"), ("made_in_a_loop", "'x'"))}))
+    restored = book_editions.restore_glue(json.loads(json.dumps(executed)), glue_file)
+    names = [[o["metadata"]["scrapbook"]["name"] for o in c.get("outputs", [])] for c in restored["cells"]]
+    assert names[:3] == [["made_in_a_loop"], ["uar"], ["answer"]]
+    assert restored["cells"][1]["outputs"][0]["data"] == {prefix + "text/plain": "0.5"}
+    student = book_editions.student_notebook(restored)
+    kept = [o["metadata"]["scrapbook"]["name"] for c in student["cells"] for o in c.get("outputs", [])]
+    assert kept == ["made_in_a_loop", "uar"]
+    assert book_editions.restore_glue(executed, tmp_path / "missing.glue.json") is executed
