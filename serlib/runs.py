@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fusion
 from .errors import SerlibError
 from .features import FeatureSpec
 from .storage import atomic_folder, file_sha256, remove_stale, write_json  # noqa: F401  (file_sha256, write_json: part of this module's API)
@@ -100,9 +101,7 @@ class Run:
         """The speeds at which :meth:`predict_proba` wants each clip's functionals described:
         ``(1.0,)``, or ``(1.0, 0.9, 1.1)`` for a regression that scores speed copies too
         (:func:`serlib.fusion.speeds`). Explained in the chapter "Beyond the reports"."""
-        from .fusion import speeds
-
-        return speeds(self.fusion)
+        return fusion.speeds(self.fusion)
 
     def predict_proba(self, features: np.ndarray, batch_size: int = 64, *, functionals=None) -> np.ndarray:
         """Class probabilities ``(n, n_labels)`` for a batch of extracted features.
@@ -118,9 +117,7 @@ class Run:
             raise SerlibError("this run fuses its network with a regression on clip functionals: pass "
                               "functionals=serlib.functionals.functionals(paths, speeds=run.functional_speeds) "
                               "of the same clips")
-        from .fusion import fuse
-
-        return fuse(self.fusion, proba, functionals)
+        return fusion.fuse(self.fusion, proba, functionals)
 
 
 def probabilities(model, X: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -205,8 +202,6 @@ def save_run(run: Run, out_dir) -> Path:
         write_json(tmp / HISTORY_FILE, run.history)
         write_json(tmp / METRICS_FILE, run.metrics)
         if run.fusion is not None:
-            from . import fusion
-
             fusion.save(run.fusion, tmp / FUSION_FILE)
         info = dict(run.info)
         info["labels"] = list(run.labels)
@@ -311,8 +306,6 @@ def load_run(run_dir, *, compile: bool = False) -> Run:
         metrics = {}           # a run saved without scores; None (the file says null) is a final model
     fused = None
     if info.get("functionals_fusion"):
-        from . import fusion
-
         if not (path / FUSION_FILE).is_file():
             raise SerlibError(f"{path}: the run fuses its network with a regression on clip functionals but "
                               f"{FUSION_FILE} is missing; the run folder is damaged, retrain it")
@@ -443,10 +436,7 @@ def _load_keras_model(path: Path, *, compile: bool):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    try:  # registering serlib's custom layers (if any) before deserialising
-        import serlib.models  # noqa: F401
-    except ImportError:
-        pass
+    from . import models  # noqa: F401  (lazy, it imports Keras: registers serlib's custom layers before loading)
     try:
         return keras.models.load_model(path, compile=compile, safe_mode=True)   # never runs code from the file
     except Exception as error:

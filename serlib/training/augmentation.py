@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..augment import augment_training_set
 from ..config import cache_subdir, warn_once, warn_unwritable_cache
 from ..errors import SerlibError
-from ..features import FeatureSpec, extract
+from ..features import FeatureSpec, extract, load_for_spec
 from ..log import get_logger, info
+from ..splits import Split
 from ..storage import DIGEST_BYTES, TRAILER_TAG, atomic_write, file_blake2b, seal, unseal
 from .data import PreparedData
 
@@ -30,8 +32,6 @@ logger = get_logger(__name__)
 
 def _load_waveforms(paths, spec: FeatureSpec) -> list:
     """Training waveforms exactly as the features see them (rate, trim, offset, duration of ``spec``)."""
-    from ..features import load_for_spec
-
     return [load_for_spec(p, spec) for p in paths]
 
 
@@ -177,9 +177,6 @@ def _rejected(path: Path, reason: str) -> None:
 
 def _call_augment(waveforms, labels, settings, *, sr, seed):
     """Augmented copies (no originals) of ``waveforms``, which are training clips only."""
-    from ..augment import augment_training_set
-    from ..splits import Split
-
     everything = Split(train=np.arange(len(waveforms)), val=[], test=[], protocol="training clips only",
                        n_rows=len(waveforms))
     waves, labels_out, source = augment_training_set(
