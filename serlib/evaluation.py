@@ -11,7 +11,7 @@ from .errors import DataError, SerlibError
 from .log import get_logger
 from .metrics import classification_report
 from .runs import Run, load_run
-from .training.data import _extract, _resolve_data, select_clips
+from .training.data import _resolve_data, select_clips
 
 logger = get_logger(__name__)
 
@@ -37,12 +37,8 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
     if len(df) == 0:
         raise DataError(f"{data_dir}: none of its {record['n_in']} clips has a label this run knows "
                         f"({', '.join(run.labels)})")
-    X = _extract(df["path"], run.spec, verbose)
-    F = None
-    if run.fusion is not None:
-        from .functionals import functionals
-
-        F = functionals(df["path"], progress=bool(verbose), speeds=run.functional_speeds)
+    views = run.pipeline.for_prediction().transform(df["path"], progress=bool(verbose), verbose=verbose)
+    X, F = run.inputs(views)                  # the same views, by the same code, as in training
     proba = run.predict_proba(X, functionals=F)
     lookup = {label: i for i, label in enumerate(run.labels)}
     y = df[entry.task].astype(str).map(lookup).to_numpy(dtype=np.int64)

@@ -166,12 +166,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def for_model(cls, entry, *, functional_speeds=None) -> Pipeline:
+    def for_model(cls, entry, *, recipe=None, functional_speeds=None) -> Pipeline:
         """The pipeline a registry entry trains with: its features, the speed copies its
         network trains on, and (for a fused model) the statistics its regression learns
-        from and scores. ``functional_speeds`` overrides the last."""
-        speeds = (1.0, *(float(f) for f in (getattr(entry, "speed_copies", ()) or ())))
-        fusion = getattr(entry, "functionals_fusion", None)
+        from and scores. Those two come from ``recipe`` (a :class:`~serlib.recipes.Recipe`;
+        default the entry's own, ``entry.recipe``). ``functional_speeds`` overrides the last."""
+        source = recipe if recipe is not None else getattr(entry, "recipe", entry)
+        speeds = (1.0, *(float(f) for f in (getattr(source, "speed_copies", ()) or ())))
+        fusion = getattr(source, "functionals_fusion", None)
         if functional_speeds is None:
             functional_speeds = ()
             if fusion:
@@ -206,6 +208,11 @@ class Pipeline:
     def replace(self, **changes) -> Pipeline:
         return dataclasses.replace(self, **changes)
 
+    def for_prediction(self) -> Pipeline:
+        """The views a trained model reads at prediction: the speed copies its network trained
+        on are left out (they only ever served training)."""
+        return self.replace(feature_speeds=(1.0,))
+
     # ------------------------------------------------------------------ views
     def views(self) -> list:
         """``[(("features" | "functionals", speed), view), ...]`` in a fixed order."""
@@ -230,7 +237,9 @@ class Pipeline:
         """Every view of every file in ``paths`` (rows in order), each clip decoded at most once.
 
         Views found in the cache are loaded; a clip missing any view is decoded once and the
-        missing views derived from it, then stored. An unreadable file raises its one-line
+        missing views derived from it, then stored. A pipeline with the network's features
+        alone (every report's model) goes through :func:`serlib.feature_cache.extract_corpus`,
+        which spreads the clips over worker processes, each clip decoded once there too. An unreadable file raises its one-line
         :class:`~serlib.errors.AudioError`. ``cache=False`` computes everything in memory.
         """
         from tqdm import tqdm
@@ -239,6 +248,13 @@ class Pipeline:
 
         paths = [str(p) for p in paths]
         names = [name for name, _ in self.views()]
+        if names == [("features", 1.0)]:       # the network's input alone: the parallel extractor
+            X = np.asarray(feature_cache.extract_corpus(paths, self.features, cache=cache, progress=progress))
+            if X.dtype == object:
+                raise SerlibError("features of different lengths cannot be stacked; give the FeatureSpec a "
+                                  "fixed n_frames or duration")
+            return ClipViews(features={1.0: X.astype(np.float32, copy=False)}, functionals={},
+                             decoded=int(feature_cache.LAST_RUN.get("computed", len(paths))))
         if self.functional_speeds:
             from .voice_encoder import load_encoder
 

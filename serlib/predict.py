@@ -221,27 +221,21 @@ def _proba(run: Run, X: np.ndarray, batch_size: int = 32, F: np.ndarray | None =
 
 
 def _file_inputs(run: Run, path: str) -> dict:
-    """The features of ``path`` and, for a fused run, its clip functionals, from one decode
-    where the rates allow; or the reason it holds no speech. Also the seconds decoded.
+    """The features of ``path`` and, for a fused run, its clip functionals, or the reason it
+    holds no speech; also the seconds decoded.
 
-    When the run's rate is the functionals' rate (the recommended model) the file is decoded
-    once and both come from the same signal, exactly as in training.
+    The file is decoded once, at the rate the run's pipeline reads, and every view comes
+    from that signal by the same code as in training (:meth:`serlib.pipeline.Pipeline.describe_signal`).
     """
-    from .audio import load_audio
-    from .features import extract_file, extract_recording
-    from .functionals import SR, speed_functionals
+    from .audio import audio_info, load_audio
 
-    sr = run.spec.sr if run.fusion is None else SR
+    pipeline = run.pipeline.for_prediction()
+    sr = pipeline.decode_rate or int(audio_info(path)["sample_rate"])
     y = load_audio(path, sr=sr)
     out = {"features": None, "functionals": None, "reason": no_speech_reason(y, sr), "seconds": len(y) / sr}
-    if out["reason"] is not None:
-        return out
-    if run.fusion is None or run.spec.sr == SR:
-        out["features"] = extract_recording(y, run.spec, path)
-    else:
-        out["features"] = extract_file(path, run.spec)
-    if run.fusion is not None:
-        out["functionals"] = speed_functionals(y, SR, run.functional_speeds)
+    if out["reason"] is None:
+        X, F = run.inputs(pipeline.describe_signal(y, sr, path))
+        out["features"], out["functionals"] = X[0], (F[0] if F is not None else None)
     return out
 
 
@@ -314,7 +308,7 @@ def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
 
 def _mono(y, sr: int) -> tuple[np.ndarray, int]:
     """Check a waveform and return it as mono float32, with its rate as an int."""
-    from .audio import MIN_DURATION
+    from .audio import MAX_SAMPLE_RATE, MIN_DURATION, MIN_SAMPLE_RATE
 
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer):  # e.g. int16 from a browser upload
@@ -328,8 +322,9 @@ def _mono(y, sr: int) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(y)):
         raise SerlibError("waveform contains NaN or infinite samples")
     sr = int(sr)
-    if sr <= 0:
-        raise SerlibError(f"sample rate {sr}: must be positive")
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise SerlibError(f"sample rate {sr} Hz: serlib reads {MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz; "
+                          "resample the recording first")
     if len(y) / sr < MIN_DURATION:
         raise SerlibError(f"recording too short ({1000 * len(y) / sr:.0f} ms); record at least a second")
     return y, sr
@@ -367,21 +362,15 @@ def predict_waveform(run, y, sr: int) -> dict:
     silence, near-silence or sound only outside the speech band (:func:`no_speech_reason`).
     Explained in the chapter "Beyond the reports".
     """
-    from .features import extract
-
     run = _as_run(run)
-    reason = no_speech_reason(*_mono(y, sr))
+    y, sr = _mono(y, sr)
+    reason = no_speech_reason(y, sr)
     if reason is not None:
         result = _no_speech("", reason)
         result.pop("path")
         return result
-    features = np.asarray(extract(prepare_waveform(y, sr, run.spec), run.spec), dtype=np.float32)
-    F = None
-    if run.fusion is not None:
-        from .functionals import speed_functionals
-
-        F = speed_functionals(*_mono(y, sr), run.functional_speeds)[None]
-    proba = _proba(run, features[None, ...], F=F)[0]
+    features, F = run.inputs(run.pipeline.for_prediction().describe_signal(y, sr))
+    proba = _proba(run, features, F=F)[0]
     result = _result(run, "", proba)
     result.pop("path")
     return result

@@ -3,7 +3,8 @@
 A run folder holds::
 
     model.keras     the trained Keras model (best validation epoch)
-    run.json        model name, report, feature spec, labels, normalisation
+    run.json        model name, report, feature spec and pipeline (every view of a clip the
+                    model reads, :mod:`serlib.pipeline`), labels, normalisation
                     statistics, split (actors or protocol), seed, epochs run,
                     training seconds, serlib/keras versions, data source
     history.json    per-epoch loss/accuracy (training and validation) and learning rate
@@ -43,6 +44,7 @@ import numpy as np
 from . import fusion
 from .errors import SerlibError
 from .features import FeatureSpec
+from .pipeline import Pipeline
 from .storage import atomic_folder, file_sha256, remove_stale, write_json  # noqa: F401  (file_sha256, write_json: part of this module's API)
 
 RUN_FILES = ("model.keras", "run.json", "history.json", "metrics.json")
@@ -102,6 +104,24 @@ class Run:
         ``(1.0,)``, or ``(1.0, 0.9, 1.1)`` for a regression that scores speed copies too
         (:func:`serlib.fusion.speeds`). Explained in the chapter "Beyond the reports"."""
         return fusion.speeds(self.fusion)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """How this run turns a clip into what it reads (:class:`~serlib.pipeline.Pipeline`):
+        the one ``run.json`` stores, or for an older run its feature spec and the speeds of its
+        fusion regression. ``serlib predict`` and ``serlib evaluate`` describe clips with it.
+        Explained in the chapter "Beyond the reports"."""
+        stored = self.info.get("pipeline")
+        if isinstance(stored, dict):
+            return Pipeline.from_dict(stored, source=str(self.dir / INFO_FILE) if self.dir else "run.json")
+        return Pipeline(self.spec, functional_speeds=self.functional_speeds if self.fusion is not None else ())
+
+    def inputs(self, views) -> tuple:
+        """``(features, functionals)`` for :meth:`predict_proba` from the views
+        :meth:`Pipeline.transform` (or ``describe_signal``) gave: the network's features and, for a
+        fused run, the statistics at :attr:`functional_speeds` (None otherwise)."""
+        F = views.functionals_at(self.functional_speeds) if self.fusion is not None else None
+        return views.features[1.0], F
 
     def predict_proba(self, features: np.ndarray, batch_size: int = 64, *, functionals=None) -> np.ndarray:
         """Class probabilities ``(n, n_labels)`` for a batch of extracted features.
@@ -206,6 +226,7 @@ def save_run(run: Run, out_dir) -> Path:
         info = dict(run.info)
         info["labels"] = list(run.labels)
         info["feature_spec"] = run.spec.to_dict()
+        info["pipeline"] = run.pipeline.to_dict()
         info["normalization"] = run.normalization
         info["versions"] = versions()
         info["sha256"] = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.name != INFO_FILE}
@@ -312,8 +333,13 @@ def load_run(run_dir, *, compile: bool = False) -> Run:
         check_arrays(path / FUSION_FILE)
         fused = fusion.load(path / FUSION_FILE)
     _check_classes(path, labels, model, fused)
-    return Run(dir=path, model=model, history=history, metrics=metrics, labels=list(labels),
-               spec=spec, normalization=info.get("normalization"), info=info, fusion=fused)
+    run = Run(dir=path, model=model, history=history, metrics=metrics, labels=list(labels),
+              spec=spec, normalization=info.get("normalization"), info=info, fusion=fused)
+    pipeline = run.pipeline          # refuses clip statistics computed by another serlib, in one line
+    if pipeline.features != spec:
+        raise SerlibError(f"{path / INFO_FILE}: its pipeline and its feature spec disagree; the run folder is "
+                          "damaged, retrain it")
+    return run
 
 
 def verify_checksums(path, info: dict) -> bool:

@@ -119,3 +119,26 @@ def test_the_recommended_model_reads_features_and_three_speeds_of_statistics():
     assert pipeline.functional_speeds == (1.0, 0.9, 1.1)
     report = Pipeline.for_model(get_model(next(n for n in ("kalokyris_cnn2d_a",))))
     assert report.functional_speeds == () and report.feature_speeds == (1.0,)
+
+
+def test_training_the_recommended_model_decodes_each_clip_once_and_a_second_run_none(
+        standin_dir, monkeypatch, fresh_cache, tmp_path):
+    """serlib train recommended: network features and clip statistics at three speeds from one
+    decode per clip; the same training again finds every view in the cache."""
+    from serlib.datasets import index_ravdess
+    from serlib.training import prepare_data, train
+
+    n_clips = len(index_ravdess(standin_dir))
+    reads = _counting_reads(monkeypatch)
+    first = train("recommended", standin_dir, out_dir=tmp_path / "first", seed=0, epochs=1, batch_size=16,
+                  quick=True, verbose=0)
+    assert len(reads) == len(set(reads)) == n_clips
+    assert first.info["pipeline"]["functional_speeds"] == [1.0, 0.9, 1.1]
+    reads.clear()
+    again = prepare_data("recommended", standin_dir, verbose=0)     # what a second `serlib train` starts with
+    assert reads == []
+    assert again.functionals.shape == (n_clips, first.info["functionals_fusion"]["n_functionals"])
+    fresh = again.pipeline.transform(again.index["path"][:3], cache=False, progress=False)
+    np.testing.assert_array_equal(again.X[:3], fresh.features[1.0])
+    np.testing.assert_allclose(again.perturbed_functionals[0.9][:3], fresh.functionals[0.9], rtol=1e-5, atol=1e-5)
+

@@ -2,9 +2,12 @@
 
 :func:`prepare_data` turns a folder, a :class:`~serlib.datasets.corpus.Corpus` or an index
 DataFrame into a :class:`PreparedData` (the clips a model is for, by its ``data_filter``
-and label set, with their features and integer labels), ready for any split. The clip
-functionals of a fused model and the features of speed-perturbed copies are computed on
-first use and kept on it (:func:`prepared_functionals`, :func:`prepared_speed_features`).
+and label set, with their features and integer labels), ready for any split. Every view
+of a clip the model reads (its features, the features of its speed-perturbed training
+copies, the clip functionals of a fused model at each speed) comes from one
+:class:`~serlib.pipeline.Pipeline`: each clip is decoded once and every view cached on
+disk. Speeds asked for later (benchmarks) are computed on first use and kept on it
+(:func:`prepared_functionals`, :func:`prepared_speed_features`).
 :func:`song_data` prepares RAVDESS song clips as extra training data. Explained in the
 chapter "Evaluating honestly".
 """
@@ -19,9 +22,9 @@ import pandas as pd
 
 from ..datasets.corpus import load_corpus
 from ..errors import DataError, SerlibError
-from ..feature_cache import extract_corpus
 from ..features import FeatureSpec
 from ..log import get_logger, info
+from ..pipeline import Pipeline
 from ..song import find_song_folder
 
 logger = get_logger(__name__)
@@ -55,6 +58,10 @@ class PreparedData:
     #: Features (``X``) of speed-perturbed copies, by speed factor, for the network's training
     #: rows; rows not asked for yet are NaN (:func:`prepared_speed_features`).
     perturbed_features: dict = field(default_factory=dict, repr=False)
+    #: The :class:`~serlib.pipeline.Pipeline` that described the clips: :func:`prepare_data`
+    #: fills every view the model's recipe reads at once (each clip decoded once, every view
+    #: cached), so the tables above are complete from the start.
+    pipeline: Pipeline | None = field(default=None, repr=False)
 
 
 def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows=None) -> np.ndarray:
@@ -224,15 +231,6 @@ def _describe_filter(data_filter) -> str | None:
     return doc[0] if doc else getattr(data_filter, "__name__", repr(data_filter))
 
 
-def _extract(paths, spec: FeatureSpec, verbose) -> np.ndarray:
-    X = extract_corpus(list(paths), spec, cache=True, progress=bool(verbose))
-    X = np.asarray(X)
-    if X.dtype == object:
-        raise SerlibError("features of different lengths cannot be stacked; give the FeatureSpec a "
-                          "fixed n_frames or duration")
-    return X.astype(np.float32, copy=False)
-
-
 def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
     """Index, filter, label and extract the features of ``data`` for ``model_name``.
 
@@ -257,9 +255,13 @@ def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
     info(logger, verbose, f"{model_name}: {len(df)} clips from {record.get('path') or record['source']}"
                           f"{' (SYNTHETIC stand-in, not RAVDESS)' if record.get('synthetic') else ''}; "
                           f"features {spec.kind} ...")
-    X = _extract(df["path"], spec, verbose)
-    return PreparedData(model_name=entry.name, entry=entry, index=df, X=X, y=y, labels=labels,
-                        spec=spec, task=task, data=record)
+    pipeline = Pipeline.for_model(entry)
+    views = pipeline.transform(df["path"], progress=bool(verbose), verbose=verbose)
+    return PreparedData(model_name=entry.name, entry=entry, index=df, X=views.features[1.0], y=y, labels=labels,
+                        spec=spec, task=task, data=record, pipeline=pipeline,
+                        functionals=views.functionals.get(1.0),
+                        perturbed_functionals={s: t for s, t in views.functionals.items() if s != 1.0},
+                        perturbed_features={s: t for s, t in views.features.items() if s != 1.0})
 
 
 
