@@ -65,7 +65,6 @@ and settings (sample std, ddof=1).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -185,7 +184,7 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
 
         tf.get_logger().setLevel("ERROR")
 
-    from serlib.models import get_model
+    from serlib.models import get_recipe
     from serlib.training import fit_split, prepare_data
 
     settings = settings_of(args, corpus.source)
@@ -195,10 +194,11 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
         print(f"{name}: all {len(args.protocols) * args.folds} fold(s) already done")
         return 0
     prep = prepare_data(name, corpus, verbose=0)
+    recipe = get_recipe(name)
     if settings.get("learning_rate") is not None:
-        prep.entry = dataclasses.replace(prep.entry, learning_rate=settings["learning_rate"])
+        recipe = recipe.override(learning_rate=settings["learning_rate"])
         print(f"{name}: learning rate {settings['learning_rate']:g} instead of the report's "
-              f"{get_model(name).learning_rate:g}", flush=True)
+              f"{get_recipe(name).learning_rate:g}", flush=True)
     entry = prep.entry
     n_new = 0
     for protocol in args.protocols:
@@ -210,7 +210,7 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
             split = splits[fold]
             started = time.time()
             print(f"{name}: {split.protocol} ...", flush=True)
-            run = fit_split(prep, split, epochs=args.epochs, seed=args.seed + fold, quick=args.quick,
+            run = fit_split(prep, split, recipe=recipe, epochs=args.epochs, seed=args.seed + fold, quick=args.quick,
                             verbose=2 if args.verbose else 0)
             m, info = run.metrics, run.info
             actors = info["split"]["actors"] or {}

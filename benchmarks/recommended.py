@@ -134,10 +134,11 @@ def _parse_setting(text: str) -> tuple[str, object]:
     return key.strip(), tuple(parts) if "," in value else parts[0]
 
 
-def _variant(entry, epochs, overrides: dict, ensemble=None, speed_copies=None):
+def _variant(entry, epochs, overrides: dict, ensemble=None, speed_copies=None, recipe_settings=()):
     """Register ``entry`` with other epochs, builder ``overrides``, number of networks
-    (``ensemble``) or network ``speed_copies`` (a tuple, ``()`` for none) under a temporary name."""
-    from serlib.models import recommended, register_variant
+    (``ensemble``), network ``speed_copies`` (a tuple, ``()`` for none) or other recipe settings
+    (``"key=value"`` strings, :meth:`serlib.recipes.Recipe.override`) under a temporary name."""
+    from serlib.models import get_recipe, recommended, register_variant
 
     if overrides and entry.builder is not recommended.build_serlib_logmel_cnn_attn:
         sys.exit("--set works for the recommended model only")
@@ -148,21 +149,26 @@ def _variant(entry, epochs, overrides: dict, ensemble=None, speed_copies=None):
     def builder(input_shape, n_classes):
         return recommended.build_recommended(input_shape, n_classes, **overrides)
 
+    changed = {k: v for k, v in (("epochs", epochs), ("ensemble", ensemble)) if v}
+    if speed_copies is not None:
+        changed["speed_copies"] = tuple(speed_copies)
+    from serlib.errors import ConfigError
+
+    try:
+        recipe = get_recipe(entry).override(*recipe_settings, **changed)
+    except ConfigError as error:
+        sys.exit(f"--set: {error}")
     tag = "_".join(f"{k}{v}" for k, v in overrides.items()) + (f"_e{epochs}" if epochs else "") \
         + (f"_x{ensemble}" if ensemble else "") \
-        + ("" if speed_copies is None else "_speed" + ("_".join(f"{f:g}" for f in speed_copies) or "none"))
+        + ("" if speed_copies is None else "_speed" + ("_".join(f"{f:g}" for f in speed_copies) or "none")) \
+        + "".join(f"_{text}" for text in recipe_settings)
     builder.__qualname__ = f"variant_{tag}"
     changes = {"builder": builder, "recommended": False} if overrides else {"recommended": False}
-    if epochs:
-        changes["epochs"] = int(epochs)
-    if ensemble:
-        changes["ensemble"] = int(ensemble)
-    if speed_copies is not None:
-        changes["speed_copies"] = tuple(speed_copies)
+    changes.update(recipe.changes_from(get_recipe(entry)))
     name = re.sub(r"_+", "_", "variant_" + "".join(c if c.isalnum() else "_" for c in tag).lower()).rstrip("_")
-    print(f"variant of {entry.name}: {overrides or 'same builder'}, {epochs or entry.epochs} epochs, "
-          f"{ensemble or entry.ensemble} network(s), network speed copies "
-          f"{list(entry.speed_copies if speed_copies is None else speed_copies) or 'none'}", flush=True)
+    print(f"variant of {entry.name}: {overrides or 'same builder'}, {recipe.epochs} epochs, "
+          f"{recipe.ensemble} network(s), network speed copies {list(recipe.speed_copies) or 'none'}"
+          f"{', recipe ' + ' '.join(recipe_settings) if recipe_settings else ''}", flush=True)
     return register_variant(entry.name, name, **changes)
 
 
@@ -178,7 +184,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="train a variant for this many epochs")
     parser.add_argument("--ensemble", type=int, help="train a variant with this many networks (seeds 100 apart)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a variant with this builder setting (recommended model only; repeatable)")
+                        help="a variant with this builder setting (recommended model only) or recipe setting "
+                             "(serlib.recipes, e.g. learning_rate=0.001; any model); repeatable")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--song", metavar="DIR", help="train with the RAVDESS song clips of each fold's training "
                                                      "actors from DIR (default: the model's own choice)")
@@ -200,17 +207,20 @@ def main(argv=None) -> int:
 
     import keras
 
-    from serlib.models import get_model
+    from serlib.models import get_model, get_recipe
+    from serlib.recipes import FIELDS as RECIPE_FIELDS
     from serlib.splits import actor_kfold
     from serlib.training import fit_split, prepare_data, prepared_functionals, prepared_speed_features, song_data
 
     data = _data_dir(args.data)
     entry = get_model(args.model)
-    overrides = dict(_parse_setting(s) for s in args.set)
+    recipe_settings = [s for s in args.set if s.partition("=")[0].split(".")[0].strip() in RECIPE_FIELDS]
+    overrides = dict(_parse_setting(s) for s in args.set if s not in recipe_settings)
     speed_copies = () if args.no_speed_copies else (
         tuple(float(f) for f in args.speed_copies.split(",")) if args.speed_copies else None)
-    if args.epochs or overrides or args.ensemble or speed_copies is not None:
-        entry = _variant(entry, args.epochs, overrides, args.ensemble, speed_copies)
+    variant = bool(args.epochs or overrides or args.ensemble or speed_copies is not None or recipe_settings)
+    if variant:
+        entry = _variant(entry, args.epochs, overrides, args.ensemble, speed_copies, recipe_settings)
     print(f"{entry.name} (alias {', '.join(entry.aliases) or '-'}): {entry.input_text}; "
           f"{entry.epochs} epochs, batch {entry.batch_size}, {entry.optimizer} lr {entry.learning_rate}"
           f"{' ' + entry.lr_schedule if entry.lr_schedule else ''}", flush=True)
@@ -286,8 +296,10 @@ def main(argv=None) -> int:
     payload = {
         "model": entry.name, "aliases": list(entry.aliases),
         "variant": {"of": args.model, "epochs": args.epochs, "settings": overrides, "ensemble": args.ensemble,
-                    "speed_copies": None if speed_copies is None else list(speed_copies)}
-        if (args.epochs or overrides or args.ensemble or speed_copies is not None) else None,
+                    "speed_copies": None if speed_copies is None else list(speed_copies),
+                    "recipe_settings": recipe_settings}
+        if variant else None,
+        "recipe": get_recipe(entry).to_dict(),
         "protocol": "speaker-independent actor 5-fold (actor_kfold seed %d, no validation actors)" % args.seed,
         "settings": {"epochs": entry.epochs, "batch_size": entry.batch_size, "optimizer": entry.optimizer,
                      "learning_rate": entry.learning_rate, "lr_schedule": entry.lr_schedule,

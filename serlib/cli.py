@@ -89,6 +89,9 @@ def _cmd_train(args) -> int:
     from .training import train
 
     check_out_dir(args.out)  # refuse a non-empty --out before loading anything heavy
+    from .models import get_recipe
+
+    recipe = get_recipe(args.model, *args.set)   # unknown settings and bad values: one line, before any work
     if not Path(args.data).expanduser().is_dir():
         raise SerlibError(f"{args.data}: no such data folder; pass the folder that holds Actor_01/ … "
                           "(or run `serlib download`)")
@@ -99,10 +102,13 @@ def _cmd_train(args) -> int:
     # progress bars on a terminal, one line per epoch in logs, nothing with --quiet
     verbose = 0 if args.quiet else 1 if sys.stdout.isatty() else 2
     test_actors = [] if args.all_speakers else _actors(args.test_actors)   # []: a final model, no test speakers
+    changed = recipe.changes_from(get_recipe(args.model))
+    if changed and not args.quiet:
+        print("recipe: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()) + " (--set)")
     run = train(args.model, args.data, out_dir=args.out, val_actors=_actors(args.val_actors),
                 test_actors=test_actors, epochs=args.epochs, batch_size=args.batch_size,
-                seed=args.seed, augment=args.augment, quick=True if args.quick else None, verbose=verbose,
-                song=song)
+                seed=args.seed, augment=True if args.augment else None, quick=True if args.quick else None,
+                verbose=verbose, song=song, recipe=recipe)
     m = run.metrics
     info = run.info
     print(f"{info['model']}: {info['epochs_run']} epoch(s) in {info['training_seconds']:.1f} s; "
@@ -244,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--augment", action="store_true", help="augment training clips (after the split)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one setting of the model's recipe for this run, e.g. --set epochs=10 "
+                        "--set ensemble=1 (repeatable; see serlib/recipes/*.json; saved in run.json)")
     s.add_argument("--quick", action="store_true", help="few epochs, for a smoke test")
     group = s.add_mutually_exclusive_group()
     group.add_argument("--song", metavar="DIR",

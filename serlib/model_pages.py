@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .models import get_model
+from .models import get_model, get_recipe
 from .results import benchmark_table, one_label_only
 
 
@@ -93,14 +93,14 @@ class ModelPage:
         return Path(self._runs.name)
 
     def show_entry(self, name: str) -> None:
-        """Print the registry entry of ``name``: report, input, settings and interpretations."""
-        e = get_model(name)
-        cb = e.callbacks
+        """Print the registry entry of ``name``: report, input, its recipe and interpretations."""
+        e, r = get_model(name), get_recipe(name)
+        cb = r.callbacks
         stop = (f"early stopping (patience {cb['early_stopping_patience']})"
                 if cb.get("early_stopping_patience") else "no early stopping")
         lines = [f"**{e.name}** · {e.source} (report {e.report}) · input {e.input_text} · "
-                 f"{len(e.labels)} classes · {e.optimizer} (lr {e.learning_rate:g}), batch {e.batch_size}, "
-                 f"{e.epochs} epochs, {stop}", ""]
+                 f"{len(e.labels)} classes · {r.optimizer} (lr {r.learning_rate:g}), batch {r.batch_size}, "
+                 f"{r.epochs} epochs, {stop}", ""]
         lines += [f"* {note}" for note in e.notes]
         _display("\n".join(lines))
 

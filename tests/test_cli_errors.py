@@ -170,5 +170,7 @@ def test_features_never_imports_the_cache_and_the_registry_never_imports_fusion(
     assert not any("feature_cache" in m for m in _imported_modules(SERLIB / "features.py"))
     assert "serlib.features" in _imported_modules(SERLIB / "feature_cache.py")
     registry = _imported_modules(SERLIB / "models" / "registry.py")
-    assert "serlib.fusion_settings" in registry and "serlib.fusion" not in registry
+    assert "serlib.recipes" in registry and "serlib.fusion" not in registry   # settings checked by recipes
+    recipes = _imported_modules(SERLIB / "recipes" / "__init__.py")
+    assert "serlib.fusion_settings" in recipes and "serlib.fusion" not in recipes
     assert not any(m.startswith("serlib") for m in _imported_modules(SERLIB / "storage.py"))   # the base layer

@@ -80,12 +80,29 @@ def test_song_folder_is_found_beside_the_speech_folder(tmp_path, monkeypatch):
         find_song_folder(speech_dir)
 
 
+def _trains_with_song(prep, monkeypatch):
+    """``prep`` whose entry is a variant whose recipe trains with song (gone after the test)."""
+    from serlib import recipes
+    from serlib.models import register_variant, registry
+
+    for name in ("_REGISTRY", "_ALIASES", "_PARAMS"):
+        monkeypatch.setattr(registry, name, dict(getattr(registry, name)))
+    monkeypatch.setattr(recipes, "_REGISTERED", dict(recipes._REGISTERED))
+    entry = register_variant(prep.model_name, f"{prep.model_name}_with_song", train_with_song=True)
+    assert entry.train_with_song and not prep.entry.train_with_song
+    return dataclasses.replace(prep, entry=entry)
+
+
 def test_song_data_follows_the_entry_and_the_caller(speech, monkeypatch):
+    from serlib.models import get_recipe
+    from serlib.training.protocols import _song
+
     assert song_data(MODEL, False, speech=speech) is None
     assert song_data(MODEL, None, speech=speech) is None            # this entry does not train with song
     assert speech.data["synthetic"]
-    withsong = dataclasses.replace(speech, entry=dataclasses.replace(speech.entry, train_with_song=True))
+    withsong = _trains_with_song(speech, monkeypatch)
     assert song_data(MODEL, None, speech=withsong, verbose=0) is None   # never with the stand-in
+    assert _song(MODEL, None, speech, get_recipe(MODEL, train_with_song=True), 0) is None
 
 
 def test_a_speech_folder_passed_as_song_is_refused(ravdess_dir, ravdess_song_dir):
@@ -100,8 +117,15 @@ def test_a_speech_folder_passed_as_song_is_refused(ravdess_dir, ravdess_song_dir
 def test_a_model_that_trains_with_song_finds_the_folder_beside_the_speech(ravdess_dir, ravdess_song_dir,
                                                                           monkeypatch):
     monkeypatch.delenv("SERLIB_SONG_DIR", raising=False)
+    from serlib.models import get_recipe
+    from serlib.training.protocols import _song
+
     speech = prepare_data("das2019_model_b", ravdess_dir, verbose=0)
-    speech = dataclasses.replace(speech, entry=dataclasses.replace(speech.entry, train_with_song=True))
+    recipe = get_recipe("das2019_model_b", "train_with_song=true")   # the recipe decides, overridable per run
+    song = _song("das2019_model_b", None, speech, recipe, 0)
+    assert song is not None and Path(song.data["path"]).resolve() == Path(ravdess_song_dir).resolve()
+    assert _song("das2019_model_b", None, speech, get_recipe("das2019_model_b"), 0) is None
+    speech = _trains_with_song(speech, monkeypatch)
     song = song_data("das2019_model_b", None, speech=speech, verbose=0)
     assert song is not None and Path(song.data["path"]).resolve() == Path(ravdess_song_dir).resolve()
 

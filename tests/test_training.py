@@ -208,15 +208,13 @@ def test_default_split_holds_out_last_actors():
 
 
 def test_normalisation_uses_training_clips_only(standin_dir, tmp_path):
-    import dataclasses
-
     from serlib.runs import save_run
     from serlib.training import fit_split
 
     prep = prepare_data(MODEL, standin_dir, verbose=0)
-    prep.entry = dataclasses.replace(prep.entry, normalize=True)
     split = default_split(prep.index, seed=0)
-    run = fit_split(prep, split, seed=0, **TINY)
+    run = fit_split(prep, split, seed=0, recipe={"normalize": True}, **TINY)
+    assert run.info["recipe"]["normalize"] is True
     train_part = prep.X[split.train].astype(np.float64)
     np.testing.assert_allclose(run.normalization["mean"], train_part.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(run.normalization["std"], train_part.std(axis=0), rtol=1e-6)
@@ -235,14 +233,12 @@ def test_normalisation_uses_training_clips_only(standin_dir, tmp_path):
 
 
 def test_checkpoint_keeps_the_best_validation_epoch(standin_dir):
-    import dataclasses
-
     from serlib.training import fit_split
 
     prep = prepare_data(MODEL, standin_dir, verbose=0)
-    prep.entry = dataclasses.replace(prep.entry, callbacks={"checkpoint": True, "monitor": "val_loss"})
     split = default_split(prep.index, seed=0)
-    run = fit_split(prep, split, seed=0, **{**TINY, "epochs": 4})
+    run = fit_split(prep, split, seed=0, recipe=['callbacks={"checkpoint": true, "monitor": "val_loss"}'],
+                    **{**TINY, "epochs": 4})
     assert "checkpoint" in run.info["weights"]
     X_val, y_val = prep.X[split.val], prep.y[split.val]
     loss = run.model.evaluate(X_val, y_val, verbose=0, batch_size=256)[0]
@@ -250,18 +246,17 @@ def test_checkpoint_keeps_the_best_validation_epoch(standin_dir):
     assert run.info["best_epoch"] == int(np.argmin(run.history["val_loss"])) + 1
 
 
-def test_the_prepared_entry_decides_the_optimizer(standin_dir):
-    # benchmarks/models.py --learning-rate swaps prep.entry; the compiled model must follow it,
-    # not the registry entry of the same name
-    import dataclasses
-
-    from serlib.models import get_model
+def test_the_recipe_decides_the_optimizer(standin_dir):
+    # benchmarks/models.py --learning-rate passes a recipe; the compiled model must follow it,
+    # not the registered recipe of the same model
+    from serlib.models import get_recipe
     from serlib.training import fit_split
 
     prep = prepare_data(MODEL, standin_dir, verbose=0)
-    rate = get_model(MODEL).learning_rate / 7
-    prep.entry = dataclasses.replace(prep.entry, learning_rate=rate, lr_schedule=None)
-    run = fit_split(prep, default_split(prep.index, seed=0), seed=0, **TINY)
+    rate = get_recipe(MODEL).learning_rate / 7
+    recipe = get_recipe(MODEL, learning_rate=rate, lr_schedule=None)
+    run = fit_split(prep, default_split(prep.index, seed=0), seed=0, recipe=recipe, **TINY)
+    assert run.info["recipe"]["learning_rate"] == pytest.approx(rate)
     assert run.history["learning_rate"][0] == pytest.approx(rate)
     assert float(run.model.optimizer.learning_rate) == pytest.approx(rate)
 
@@ -276,34 +271,30 @@ def test_balanced_class_weights_make_every_class_count_equally():
     assert w[0] == pytest.approx(2 * w[1]) and w[3] == 1.0
 
 
-def test_balanced_entry_records_its_weights_in_the_run(standin_dir):
-    import dataclasses
-
+def test_balanced_recipe_records_its_weights_in_the_run(standin_dir):
+    from serlib.models import get_recipe
     from serlib.training import fit_split
 
     prep = prepare_data(MODEL, standin_dir, verbose=0)
-    prep.entry = dataclasses.replace(prep.entry, class_weight="balanced")
-    run = fit_split(prep, default_split(prep.index, seed=0), seed=0, **TINY)
+    run = fit_split(prep, default_split(prep.index, seed=0), seed=0, recipe=["class_weight=balanced"], **TINY)
     weights = run.info["class_weight"]
     assert set(weights) == set(prep.labels)
     assert weights["neutral"] > weights["calm"]      # the stand-in, like RAVDESS, has half as many neutral clips
     with pytest.raises(SerlibError, match="class_weight"):
-        dataclasses.replace(prep.entry, class_weight="inverse")
+        get_recipe(MODEL, class_weight="inverse")
 
 
 def test_an_ensemble_averages_networks_trained_from_their_own_seeds(standin_dir, tmp_path):
-    import dataclasses
-
     import keras
 
+    from serlib.models import get_recipe
     from serlib.runs import save_run
     from serlib.training import ENSEMBLE_SEED_STEP, fit_split
 
     prep = prepare_data(MODEL, standin_dir, verbose=0)
     split = default_split(prep.index, seed=0)
     single = fit_split(prep, split, seed=3, **TINY)
-    prep.entry = dataclasses.replace(prep.entry, ensemble=2)
-    run = fit_split(prep, split, seed=3, **TINY)
+    run = fit_split(prep, split, seed=3, recipe=get_recipe(MODEL, ensemble=2), **TINY)
     assert [n["seed"] for n in run.info["ensemble"]] == [3, 3 + ENSEMBLE_SEED_STEP]
     assert run.info["params"] == 2 * single.info["params"]
     assert run.info["training_seconds"] == pytest.approx(sum(n["training_seconds"] for n in run.info["ensemble"]),
@@ -318,7 +309,7 @@ def test_an_ensemble_averages_networks_trained_from_their_own_seeds(standin_dir,
     save_run(run, tmp_path / "run")
     assert np.allclose(load_run(tmp_path / "run").model.predict(X, verbose=0), proba, atol=1e-6)
     with pytest.raises(SerlibError, match="ensemble"):
-        dataclasses.replace(prep.entry, ensemble=0)
+        get_recipe(MODEL, ensemble=0)
 
 
 def test_gender_pipeline_takes_runs_not_folders(trained):

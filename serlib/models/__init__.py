@@ -9,7 +9,8 @@ Family modules: :mod:`~serlib.models.cnn1d` ("1-D CNNs"), :mod:`~serlib.models.c
 ("2-D CNNs"), :mod:`~serlib.models.recurrent` ("Recurrent models"),
 :mod:`~serlib.models.hybrid` ("CNN-LSTM hybrids"), :mod:`~serlib.models.gender` ("Gender and
 gender-specific models") and ``recommended`` (serlib's own model, alias ``recommended``,
-"Beyond the reports"). The registry is explained in the chapter "The comparison".
+"Beyond the reports"). How each model is trained is its recipe (:func:`get_recipe`,
+declared in :mod:`serlib.recipes`). The registry is explained in the chapter "The comparison".
 """
 from importlib.util import find_spec as _find_spec
 
@@ -17,12 +18,14 @@ from . import _keras_first  # noqa: F401  (first: Keras loads without native sta
 from .registry import (
     FAMILIES,
     ModelEntry,
+    Recipe,
     aliases,
     build_model,
     callbacks,
     count_params,
     describe_models,
     get_model,
+    get_recipe,
     list_models,
     make_optimizer,
     register,
@@ -38,7 +41,7 @@ if _find_spec(f"{__name__}.recommended") is not None:
     from . import recommended  # noqa: F401
 
 __all__ = [
-    "FAMILIES", "ModelEntry", "GenderThenEmotion", "aliases", "build_model",
-    "callbacks", "count_params", "describe_models", "get_model", "list_models", "make_optimizer",
+    "FAMILIES", "ModelEntry", "Recipe", "GenderThenEmotion", "aliases", "build_model",
+    "callbacks", "count_params", "describe_models", "get_model", "get_recipe", "list_models", "make_optimizer",
     "register", "register_entry", "register_variant",
 ]

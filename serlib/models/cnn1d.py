@@ -51,8 +51,6 @@ def _series_input(input_shape):
 @register("balata2021_cnn1d_baseline", family="cnn1d", report="000", source=_BALATA,
           features=REPORT_SPECS["000"], input_shape=(216,),
           input_text="216×1 MFCC-mean series", labels=BALATA_EMOTIONS, data_filter=BALATA_FILTER,
-          optimizer="rmsprop", learning_rate=1e-3, batch_size=16, epochs=150,
-          callbacks={"early_stopping_patience": None},
           notes=_BALATA_NOTES + ("Baseline: no batch normalisation, no dropout, no early stopping; "
                                  "150 epochs (the epoch budget the report gives for its models).",))
 def build_balata_cnn1d_baseline(input_shape, n_classes):
@@ -75,8 +73,6 @@ def build_balata_cnn1d_baseline(input_shape, n_classes):
 @register("balata2021_cnn1d", family="cnn1d", report="000", source=_BALATA,
           features=REPORT_SPECS["000"], input_shape=(216,),
           input_text="216×1 MFCC-mean series", labels=BALATA_EMOTIONS, data_filter=BALATA_FILTER,
-          optimizer="rmsprop", learning_rate=1e-3, batch_size=16, epochs=150,
-          callbacks={"early_stopping_patience": 20, "monitor": "val_loss"},
           notes=_BALATA_NOTES + (
               "Improved model: the report adds batch normalisation and dropout 0.2 without saying "
               "where; we put BatchNormalization between every conv and its ReLU, and Dropout(0.2) "
@@ -141,8 +137,7 @@ _DAS_NOTES = (
 
 # What Models B-D share: input, corpus and the training settings of report 002.
 _DAS_TRAINING = dict(family="cnn1d", report="002", source=_DAS, features=REPORT_SPECS["002"],
-                     input_shape=(40,), input_text="40 MFCC means", corpus="speech+song",
-                     optimizer="adam", learning_rate=1e-3, batch_size=1, epochs=100)
+                     input_shape=(40,), input_text="40 MFCC means", corpus="speech+song")
 
 
 @register("das2019_model_b", **_DAS_TRAINING, reference_params=4456, notes=_DAS_NOTES + (

@@ -42,8 +42,7 @@ _BALATA2D_NOTES = (
 
 @register("balata2021_cnn2d", family="cnn2d", report="000", source=_BALATA,
           features=REPORT_SPECS["000-2d"], input_shape=(216, 12), input_text="216×12 MFCC",
-          labels=BALATA_EMOTIONS, data_filter=BALATA_FILTER, optimizer="rmsprop", learning_rate=1e-3,
-          batch_size=16, epochs=150, callbacks={"early_stopping_patience": 20, "monitor": "val_loss"},
+          labels=BALATA_EMOTIONS, data_filter=BALATA_FILTER,
           notes=_BALATA2D_NOTES + ("Emotion on all actors: the report's 76.2% (random split).",))
 def build_balata_cnn2d(input_shape, n_classes):
     """Balata & Oliveira's 2-D CNN (report 000, annex figure A.6).
@@ -96,9 +95,7 @@ _KALOKYRIS_NOTES = (
 )
 _KALOKYRIS_TRAINING = dict(
     family="cnn2d", report="001", source=_KALOKYRIS, features=REPORT_SPECS["001"],
-    input_shape=(223, 20), input_text="223×20 MFCC", optimizer="adam", learning_rate=1e-3,
-    batch_size=32, epochs=50,
-    callbacks={"reduce_lr": {"monitor": "loss", "factor": 0.5, "patience": 3, "min_lr": 1e-6}},
+    input_shape=(223, 20), input_text="223×20 MFCC",
 )
 
 

@@ -60,8 +60,6 @@ for _n in (1, 2, 3, 4):
     globals()[f"build_kalokyris_cnn_lstm{_n}"] = register(
         f"kalokyris_cnn_lstm{_n}", family="hybrid", report="001", source="Kalokyris & Katsimpras n.d.",
         features=REPORT_SPECS["001"], input_shape=(223, 20), input_text="223×20 MFCC sequence",
-        optimizer="adam", learning_rate=1e-3, batch_size=32, epochs=60,
-        callbacks={"checkpoint": True, "monitor": "val_loss", "reduce_lr": {"monitor": "val_loss"}},
         notes=_KALOKYRIS_NOTES + (f"{_n} conv layer(s): report {_REPORTED[_n]}.",),
     )(_kalokyris_cnn_lstm(_n))
 
@@ -124,8 +122,7 @@ def _ayadi(input_shape, n_classes, *, between_lstms: bool, name: str, rate: floa
 _AYADI_TRAINING = dict(
     family="hybrid", report="003", source="Ayadi & Lachiri n.d.", features=REPORT_SPECS["003"],
     input_shape=(256, 32), input_text="256×32 MFCC (fed as 32×256)", labels=SIX_EMOTIONS,
-    data_filter={"emotion": list(SIX_EMOTIONS)}, optimizer="adam", learning_rate=0.01,
-    batch_size=32, epochs=50,
+    data_filter={"emotion": list(SIX_EMOTIONS)},
 )
 
 
@@ -195,8 +192,7 @@ def _pankratz(input_shape, n_classes, *, dropout: float, name: str):
 
 _PANKRATZ_TRAINING = dict(
     family="hybrid", report="004", source="Pankratz et al. 2024", features=REPORT_SPECS["004"],
-    input_shape=(226, 162), input_text="226×162 frame features", optimizer="adam", learning_rate=1e-3,
-    batch_size=256, epochs=80,
+    input_shape=(226, 162), input_text="226×162 frame features",
 )
 
 

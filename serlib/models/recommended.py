@@ -24,8 +24,8 @@ Training runs 120 epochs: the first schedule had 40, and longer training raised 
 UAR of the actor-wise folds (by about two points at 80 epochs and three at 120). Tried
 and not adopted (same folds and seeds): wider convolutions (256 channels), 128 mel bands
 and mixup lowered UAR, and so did balanced class weights (the ``class_weight="balanced"``
-entry option; ``benchmarks/results/recommended_class_weight.json``). Training the network on
-speed-perturbed copies of its clips as well (the ``speed_copies`` entry option) helped the
+recipe setting; ``benchmarks/results/recommended_class_weight.json``). Training the network on
+speed-perturbed copies of its clips as well (the ``speed_copies`` recipe setting) helped the
 network alone but not the fused model, whose regression already learns from such copies.
 
 Two networks of 120 epochs, from seeds 100 apart, are trained and their probabilities
@@ -34,7 +34,9 @@ averaged (``ensemble=2``): on one fold the same network scored UAR 0.54 from one
 100 epochs had been no better on the first folds; two of 120 fit the time budget on this
 machine. Every variant
 measured is in ``benchmarks/results/recommended_tuning.json``; ``benchmarks/recommended.py
---epochs N --set KEY=VALUE`` reproduces those that have a command there.
+--epochs N --set KEY=VALUE`` reproduces those that have a command there. These training
+settings are the model's recipe, declared in ``serlib/recipes/serlib.json``
+(:func:`serlib.models.get_recipe`); this module holds the architecture.
 
 Explained in the chapter "Beyond the reports".
 """
@@ -354,17 +356,8 @@ def build_recommended(input_shape, n_classes, **overrides):
     features=SPEC,
     input_shape=SPEC.shape,
     input_text="log-mel 64 x 256 (16 kHz, trimmed), plus clip functionals",
-    optimizer="adam",
-    learning_rate=2e-3,
-    lr_schedule="cosine",
-    batch_size=32,
-    epochs=120,
-    callbacks={"early_stopping_patience": None, "monitor": "val_loss", "reduce_lr": None, "checkpoint": False},
     recommended=True,
     aliases=("recommended",),
-    ensemble=2,
-    functionals_fusion={"weight": 0.5, "C": 0.01, "uniform_prior": True, "pooling": "geometric",
-                        "speed_copies": (0.9, 1.1), "score_speed_copies": True},
     notes=(
         "Designed for unseen speakers: every choice was tuned only by actor-wise 5-fold "
         "cross-validation inside actors 01-20 (benchmarks/recommended.py).",

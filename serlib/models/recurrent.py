@@ -22,9 +22,7 @@ def _sequence_input(input_shape):
 
 @register("balata2021_lstm", family="recurrent", report="000", source="Balata & Oliveira 2021",
           features=REPORT_SPECS["000-2d"], input_shape=(216, 12),
-          input_text="216×12 MFCC sequence", labels=BALATA_EMOTIONS, data_filter=BALATA_FILTER,
-          optimizer="rmsprop", learning_rate=1e-3, batch_size=16, epochs=150,
-          callbacks={"early_stopping_patience": 20, "monitor": "val_loss"}, notes=(
+          input_text="216×12 MFCC sequence", labels=BALATA_EMOTIONS, data_filter=BALATA_FILTER, notes=(
               "Report 000 states: two LSTM layers of 128 units, two Dense layers of 512, a softmax "
               "output (after Raza et al. 2019); RMSprop, batch size 16; dropout 0.2 'throughout "
               "this work'.",
@@ -55,9 +53,7 @@ def build_balata_lstm(input_shape, n_classes):
 
 
 @register("kalokyris_lstm", family="recurrent", report="001", source="Kalokyris & Katsimpras n.d.",
-          features=REPORT_SPECS["001"], input_shape=(223, 20), input_text="223×20 MFCC sequence",
-          optimizer="adam", learning_rate=1e-3, batch_size=32, epochs=60,
-          callbacks={"checkpoint": True, "monitor": "val_loss"}, normalize=True, notes=(
+          features=REPORT_SPECS["001"], input_shape=(223, 20), input_text="223×20 MFCC sequence", notes=(
               "Report 001 states: an LSTM with 128 output dimensions, ReLU activation, dropout "
               "20%, softmax; 60 epochs, saving the weights whenever the validation loss improved; "
               "trained on augmented data (noise, time stretch, pitch shift); 44% accuracy.",
@@ -90,8 +86,7 @@ def build_kalokyris_lstm(input_shape, n_classes):
 
 @register("das2019_model_a", family="recurrent", report="002", source="Das 2019",
           features=REPORT_SPECS["002"], input_shape=(40,),
-          input_text="40 MFCC means as 40×1 sequence", corpus="speech+song", optimizer="adam",
-          learning_rate=1e-3, batch_size=1, epochs=100, reference_params=77160, notes=(
+          input_text="40 MFCC means as 40×1 sequence", corpus="speech+song", reference_params=77160, notes=(
               "Report 002 prints the summary: LSTM(128) 66,560 parameters -> Dense 64 -> Dropout -> "
               "Activation -> Dense 32 -> Dropout -> Activation -> Dense 8 -> Activation; 77,160 in "
               "all, reproduced exactly here.",

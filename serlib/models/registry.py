@@ -1,10 +1,12 @@
 """The model registry: one :class:`ModelEntry` per architecture of the five reports.
 
-Each entry records what a reader needs to rebuild and retrain a model the way its report
-did: the features it ate (a :class:`~serlib.features.FeatureSpec`), the input shape, the
-class names, the optimizer, learning rate, batch size, epochs and callbacks, the parameter
-count the report printed (if it printed one), and every interpretation we had to make
-where the report was silent or inconsistent (``notes``).
+Each entry records what a model *is*: the features it eats (a
+:class:`~serlib.features.FeatureSpec`), the input shape, the class names, the builder, the
+report and source, the parameter count the report printed (if it printed one), and every
+interpretation we had to make where the report was silent or inconsistent (``notes``).
+How a model is *trained* (optimizer, learning rate, batch size, epochs, callbacks, ensemble,
+fusion, augmentation) is its recipe, declared as data in :mod:`serlib.recipes`
+(:func:`get_recipe`).
 
 Family modules register their builders with the :func:`register` decorator::
 
@@ -27,49 +29,44 @@ from typing import Callable
 from ..datasets.ravdess import EMOTIONS
 from ..errors import ConfigError
 from ..features import REPORT_SPECS, FeatureSpec  # noqa: F401  (REPORT_SPECS: the reports' features)
-from ..fusion_settings import check_settings, speed_factors
+from ..recipes import (  # noqa: F401  (re-exported: they lived here before recipes existed)
+    CALLBACK_KEYS,
+    FIELDS as RECIPE_FIELDS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    REDUCE_LR_KEYS,
+    Recipe,
+    callbacks,
+    declared,
+    recipe_for,
+    register_recipe,
+)
 
 FAMILIES = ("cnn1d", "cnn2d", "recurrent", "hybrid", "ours")
 REPORTS = ("000", "001", "002", "003", "004", "serlib")
 TASKS = ("emotion", "gender")
 CORPORA = ("speech", "song", "speech+song")
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-#: Learning-rate schedules an entry may ask for (``None``: constant ``learning_rate``).
-#: "cosine": linear warm-up from lr/10 to lr over the first 10 % of the training steps,
-#: then cosine decay to lr/100 (:func:`make_optimizer` needs the number of steps).
-LR_SCHEDULES = (None, "cosine")
 GENDERS = ("female", "male")
 #: The six emotions RAVDESS song has (and report 003 used for speech too).
 SIX_EMOTIONS = tuple(EMOTIONS[:6])
-CALLBACK_KEYS = ("early_stopping_patience", "monitor", "reduce_lr", "checkpoint")
-REDUCE_LR_KEYS = ("monitor", "factor", "patience", "min_lr")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 Builder = Callable[[tuple, int], "object"]
 
 
-def callbacks(early_stopping_patience: int | None = None, monitor: str = "val_loss",
-              reduce_lr: dict | None = None, checkpoint: bool = False) -> dict:
-    """The callbacks dict a :class:`ModelEntry` carries, with defaults filled in.
+def _from_recipe(setting: str):
+    """A read-only ModelEntry attribute returning its recipe's ``setting`` (compatibility)."""
+    def read(self):
+        return getattr(self.recipe, setting)
 
-    ``early_stopping_patience``: epochs without improvement of ``monitor`` before stopping
-    (``None``: never stop early). ``reduce_lr``: ``None`` or a dict with ``monitor``,
-    ``factor``, ``patience``, ``min_lr`` for ``ReduceLROnPlateau``. ``checkpoint``: keep the
-    weights of the best epoch by ``monitor``. Explained in the chapter "The comparison".
-    """
-    if reduce_lr is not None:
-        unknown = set(reduce_lr) - set(REDUCE_LR_KEYS)
-        if unknown:
-            raise ConfigError(f"reduce_lr has unknown keys {sorted(unknown)}; use {', '.join(REDUCE_LR_KEYS)}")
-        reduce_lr = {"monitor": monitor, "factor": 0.5, "patience": 5, "min_lr": 1e-6, **reduce_lr}
-    return {"early_stopping_patience": early_stopping_patience, "monitor": monitor,
-            "reduce_lr": reduce_lr, "checkpoint": bool(checkpoint)}
+    read.__doc__ = f"The ``{setting}`` of this model's recipe (read-only; :func:`get_recipe` is the source)."
+    return property(read)
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered architecture and how its report trained it.
+    """One registered architecture: what the model is, not how it is trained.
 
     Fields: ``name`` (lower-case id), ``family`` (cnn1d, cnn2d, recurrent, hybrid, ours),
     ``report`` ("000".."004" or "serlib"), ``source`` (first author and year as the report
@@ -77,15 +74,16 @@ class ModelEntry:
     ``features`` (:class:`FeatureSpec`), ``input_shape`` (the per-clip array shape the
     features produce: time-major, no channel axis; builders add what they need), ``labels``
     (class names, in output order), ``builder`` (``(input_shape, n_classes) -> keras.Model``,
-    uncompiled), ``optimizer``/``learning_rate``/``batch_size``/``epochs``, ``callbacks``
-    (see :func:`callbacks`), ``reference_params`` (the count the report printed, or
-    ``None``), ``notes`` (every interpretation we made), ``recommended``, ``data_filter``
-    (index column -> allowed value or values, e.g. ``{"intensity": "strong"}``, or a function
-    ``DataFrame -> DataFrame``; applied by :func:`serlib.training.select_clips`), ``corpus``
-    ("speech", "song" or "speech+song": which RAVDESS part the report trained on),
-    ``input_text`` (a short description for tables), ``aliases``, and the training options
-    described at each field below (``normalize``, ``lr_schedule``, ``class_weight``,
-    ``train_with_song``, ``speed_copies``, ``functionals_fusion``, ``ensemble``).
+    uncompiled), ``reference_params`` (the count the report printed, or ``None``), ``notes``
+    (every interpretation we made), ``recommended``, ``data_filter`` (index column -> allowed
+    value or values, e.g. ``{"intensity": "strong"}``, or a function ``DataFrame ->
+    DataFrame``; applied by :func:`serlib.training.select_clips`), ``corpus`` ("speech",
+    "song" or "speech+song": which RAVDESS part the report trained on), ``input_text`` (a
+    short description for tables), ``aliases``.
+
+    How it is trained is its recipe (:attr:`recipe`, :func:`get_recipe`, declared in
+    :mod:`serlib.recipes`). The recipe's settings are also readable here (``entry.epochs``,
+    ``entry.ensemble`` ...) for older code; they are read-only and always the recipe's.
     Explained in the chapter "The comparison".
     """
 
@@ -99,39 +97,12 @@ class ModelEntry:
     input_text: str
     task: str = "emotion"
     labels: tuple = tuple(EMOTIONS)
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    epochs: int = 50
-    callbacks: dict = field(default_factory=callbacks)
     reference_params: int | None = None
     notes: tuple = ()
     recommended: bool = False
     data_filter: dict = field(default_factory=dict)
     corpus: str = "speech"
     aliases: tuple = ()
-    #: Standardise features with mean/std of the TRAINING clips (serlib.training stores them in run.json).
-    normalize: bool = False
-    #: Learning-rate schedule over the whole training run (see :data:`LR_SCHEDULES`).
-    lr_schedule: str | None = None
-    #: ``"balanced"``: weight each training clip by n / (classes x clips of its class), so
-    #: every emotion counts equally in the loss, as it does in UAR; ``None``: plain loss.
-    class_weight: str | None = None
-    #: Also train on the RAVDESS song clips of the training actors when a song folder is
-    #: found (:mod:`serlib.song`); validation, test and prediction stay speech.
-    train_with_song: bool = False
-    #: Speed factors (e.g. ``(0.9, 1.1)``): also train the network on copies of every training
-    #: clip played that many times faster (:func:`serlib.augment.speed_perturb`: pitch,
-    #: formants and tempo together); validation, test and prediction use the clips as they are.
-    speed_copies: tuple = ()
-    #: ``{"weight": w, "C": c}``: after training, fit a logistic regression on the
-    #: :mod:`serlib.functionals` of the training clips and predict ``w * network +
-    #: (1 - w) * regression`` (:mod:`serlib.fusion`); ``None``: the network alone.
-    functionals_fusion: dict | None = None
-    #: Train this many networks on the same clips, network k from the run's seed + 100 k
-    #: (:data:`serlib.training.ENSEMBLE_SEED_STEP`), and predict the average of their
-    #: probabilities (one Keras model holding them all, :func:`serlib.training.average_networks`).
-    ensemble: int = 1
 
     def __post_init__(self):
         def bad(what):
@@ -147,19 +118,6 @@ class ModelEntry:
             bad(f"task must be one of {', '.join(TASKS)}")
         if self.corpus not in CORPORA:
             bad(f"corpus must be one of {', '.join(CORPORA)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            bad(f"lr_schedule must be one of {', '.join(map(str, LR_SCHEDULES))}")
-        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
-            bad("ensemble must be a whole number of networks, 1 or more")
-        try:
-            copies = speed_factors(self.speed_copies, "speed_copies")
-        except ConfigError:
-            bad("speed_copies must be a list of speed factors between 0.5 and 2 other than 1")
-        object.__setattr__(self, "speed_copies", copies)
-        if self.class_weight not in (None, "balanced"):
-            bad('class_weight must be None or "balanced"')
-        if self.optimizer not in OPTIMIZERS:
-            bad(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if not isinstance(self.features, FeatureSpec):
             bad("features must be a serlib.features.FeatureSpec")
         if not callable(self.builder):
@@ -173,21 +131,30 @@ class ModelEntry:
         object.__setattr__(self, "aliases", tuple(self.aliases))
         if not callable(self.data_filter):
             object.__setattr__(self, "data_filter", dict(self.data_filter or {}))
-        if not isinstance(self.callbacks, dict):
-            bad(f"callbacks must be a dict with keys {', '.join(CALLBACK_KEYS)}")
-        unknown = set(self.callbacks) - set(CALLBACK_KEYS)
-        if unknown:
-            bad(f"unknown callbacks keys {sorted(unknown)}; use {', '.join(CALLBACK_KEYS)}")
-        object.__setattr__(self, "callbacks", callbacks(**self.callbacks))
-        try:
-            object.__setattr__(self, "functionals_fusion", check_settings(self.functionals_fusion))
-        except ConfigError as error:
-            bad(str(error))
 
     @property
     def n_classes(self) -> int:
         """Number of output classes (``len(labels)``)."""
         return len(self.labels)
+
+    @property
+    def recipe(self) -> Recipe:
+        """How this model is trained: its registered or declared :class:`~serlib.recipes.Recipe`
+        (the defaults when none is declared). Explained in the chapter "The comparison"."""
+        return recipe_for(self.name) or Recipe()
+
+    optimizer = _from_recipe("optimizer")
+    learning_rate = _from_recipe("learning_rate")
+    batch_size = _from_recipe("batch_size")
+    epochs = _from_recipe("epochs")
+    callbacks = _from_recipe("callbacks")
+    lr_schedule = _from_recipe("lr_schedule")
+    normalize = _from_recipe("normalize")
+    class_weight = _from_recipe("class_weight")
+    train_with_song = _from_recipe("train_with_song")
+    speed_copies = _from_recipe("speed_copies")
+    functionals_fusion = _from_recipe("functionals_fusion")
+    ensemble = _from_recipe("ensemble")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -232,21 +199,28 @@ def register_entry(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-def register(name: str, **fields) -> Callable[[Builder], Builder]:
+def register(name: str, *, recipe: Recipe | dict | None = None, **fields) -> Callable[[Builder], Builder]:
     """Decorator registering a builder under ``name``; returns the builder unchanged.
 
     ``fields`` are the other :class:`ModelEntry` fields (``family``, ``report``, ``source``,
     ``features``, ``input_shape``, ``input_text``, and optionally ``task``, ``labels``,
-    ``optimizer``, ``learning_rate``, ``batch_size``, ``epochs``, ``callbacks`` (a dict of
-    :func:`callbacks` keyword arguments), ``reference_params``, ``notes``, ``recommended``,
-    ``data_filter``, ``corpus``, ``aliases``). Decorators stack, so one builder can be
-    registered under several names (e.g. the gender variants). Explained in the chapter
-    "The comparison".
+    ``reference_params``, ``notes``, ``recommended``, ``data_filter``, ``corpus``,
+    ``aliases``). How it trains is the recipe declared for ``name`` in
+    :mod:`serlib.recipes`; a model registered in code may give one here instead
+    (``recipe=``, a :class:`~serlib.recipes.Recipe` or a dict of settings) or change single
+    settings (``epochs=10``, ``ensemble=2`` ...: any recipe setting). Decorators stack, so
+    one builder can be registered under several names (e.g. the gender variants).
+    Explained in the chapter "The comparison".
     """
     _check_fields(name, fields)
+    entry_fields, settings = _split_fields(fields)
+    start = recipe if isinstance(recipe, Recipe) else declared().get(name) or Recipe()
+    trained = _changed(name, _changed(name, start, recipe if isinstance(recipe, dict) else {}), settings)
 
     def decorate(builder: Builder) -> Builder:
-        register_entry(ModelEntry(name=name, builder=builder, **fields))
+        register_entry(ModelEntry(name=name, builder=builder, **entry_fields))
+        if recipe is not None or settings:
+            register_recipe(name, trained)
         return builder
 
     return decorate
@@ -256,21 +230,58 @@ def register_variant(base: str, name: str, **changes) -> ModelEntry:
     """Register a copy of entry ``base`` under ``name`` with some fields changed.
 
     Used for the same architecture trained on another task or subset (gender, one gender's
-    emotions). Aliases are not copied. Explained in the chapter "Gender and gender-specific
-    models".
+    emotions). Aliases are not copied. The variant trains by the recipe declared for
+    ``name`` (:mod:`serlib.recipes`), else by ``base``'s; recipe settings among ``changes``
+    (``epochs=7``, ``speed_copies=(0.9, 1.1)`` ...) change that recipe for the variant
+    only (:meth:`~serlib.recipes.Recipe.override`). Explained in the chapter "Gender and
+    gender-specific models".
     """
     _check_fields(name, changes)
-    entry = dataclasses.replace(get_model(base), name=name, aliases=(), **changes)
-    return register_entry(entry)
+    entry_changes, settings = _split_fields(changes)
+    base_entry = get_model(base)
+    trained = _changed(name, declared().get(name) or get_recipe(base_entry), settings)
+    entry = dataclasses.replace(base_entry, name=name, aliases=(), **entry_changes)
+    register_entry(entry)
+    register_recipe(name, trained)
+    return entry
+
+
+def _changed(name, recipe: Recipe, settings: dict) -> Recipe:
+    """``recipe`` with ``settings`` changed; a bad one is a ConfigError naming the model entry."""
+    try:
+        return recipe.override(**settings) if settings else recipe
+    except ConfigError as error:
+        raise ConfigError(f"model entry {name!r}: {str(error).removeprefix('recipe override: ')}") from None
+
+
+def _split_fields(fields: dict) -> tuple[dict, dict]:
+    """(ModelEntry fields, recipe settings) of keyword arguments already checked."""
+    return ({k: v for k, v in fields.items() if k not in RECIPE_FIELDS},
+            {k: v for k, v in fields.items() if k in RECIPE_FIELDS})
 
 
 def _check_fields(name, fields: dict) -> None:
-    """Refuse keyword arguments that are not :class:`ModelEntry` fields, in one line."""
-    known = {f.name for f in dataclasses.fields(ModelEntry)}
+    """Refuse keyword arguments that are neither :class:`ModelEntry` fields nor recipe
+    settings, in one line."""
+    known = {f.name for f in dataclasses.fields(ModelEntry)} | set(RECIPE_FIELDS)
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ConfigError(f"model entry {name!r}: unknown field(s) {', '.join(unknown)}; "
                           f"choose from {', '.join(sorted(known))}")
+
+
+def get_recipe(name, *assignments, **overrides) -> Recipe:
+    """How model ``name`` (a name, an alias or a :class:`ModelEntry`) is trained, with changes.
+
+    The recipe registered in code or declared in :mod:`serlib.recipes` (the defaults of
+    :class:`~serlib.recipes.Recipe` when there is none), then ``assignments``
+    (``"epochs=10"`` strings) and ``overrides`` (keyword arguments) applied with
+    :meth:`~serlib.recipes.Recipe.override`. Unknown models, settings and bad values raise a
+    one-line :class:`~serlib.errors.ConfigError`. Explained in the chapter "The comparison".
+    """
+    entry = get_model(name)
+    recipe = recipe_for(entry.name) or Recipe()
+    return recipe.override(*assignments, **overrides) if assignments or overrides else recipe
 
 
 def _builder_id(builder) -> str:
@@ -310,26 +321,27 @@ def aliases() -> dict[str, str]:
     return dict(_ALIASES)
 
 
-def make_optimizer(entry, total_steps: int | None = None):
+def make_optimizer(entry, total_steps: int | None = None, *, recipe: Recipe | None = None):
     """A fresh Keras optimizer for ``entry`` (a :class:`ModelEntry` or a name).
 
-    When the entry has an ``lr_schedule`` and ``total_steps`` (epochs x batches per
-    epoch) is given, the learning rate follows that schedule (see :data:`LR_SCHEDULES`);
-    otherwise it stays at ``entry.learning_rate``. Explained in the chapter "The comparison".
+    Settings from ``recipe`` (default: the model's, :func:`get_recipe`). When the recipe has
+    an ``lr_schedule`` and ``total_steps`` (epochs x batches per epoch) is given, the
+    learning rate follows that schedule (see :data:`LR_SCHEDULES`); otherwise it stays at
+    ``recipe.learning_rate``. Explained in the chapter "The comparison".
     """
     import keras
 
-    entry = get_model(entry)
+    recipe = get_recipe(entry) if recipe is None else recipe
     classes = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
                "sgd": keras.optimizers.SGD}
-    learning_rate = entry.learning_rate
-    if entry.lr_schedule == "cosine" and total_steps:
+    learning_rate = recipe.learning_rate
+    if recipe.lr_schedule == "cosine" and total_steps:
         total = max(2, int(total_steps))
         warmup = max(1, total // 10)
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            entry.learning_rate / 10, decay_steps=total - warmup, alpha=0.01,
-            warmup_target=entry.learning_rate, warmup_steps=warmup)
-    return classes[entry.optimizer](learning_rate=learning_rate)
+            recipe.learning_rate / 10, decay_steps=total - warmup, alpha=0.01,
+            warmup_target=recipe.learning_rate, warmup_steps=warmup)
+    return classes[recipe.optimizer](learning_rate=learning_rate)
 
 
 def _n_classes(entry: ModelEntry, n_classes) -> int:
@@ -353,19 +365,20 @@ def _build_raw(entry: ModelEntry, input_shape, n_classes):
     return model
 
 
-def build_model(name: str, input_shape=None, n_classes: int | None = None, *, total_steps: int | None = None):
+def build_model(name: str, input_shape=None, n_classes: int | None = None, *, total_steps: int | None = None,
+                recipe: Recipe | None = None):
     """Build and compile the registered model ``name``.
 
     ``input_shape`` defaults to the entry's reference shape (the per-clip feature shape,
     no batch or channel axis), ``n_classes`` to ``len(entry.labels)``. Compiled with the
-    entry's optimizer and learning rate, sparse categorical cross-entropy (the reports'
+    recipe's optimizer and learning rate (``recipe``, default :func:`get_recipe`), sparse categorical cross-entropy (the reports'
     categorical cross-entropy, on integer labels) and accuracy. ``total_steps`` (the
-    training steps fit will run) switches on the entry's ``lr_schedule``, if it has one.
+    training steps fit will run) switches on the recipe's ``lr_schedule``, if it has one.
     Explained in the chapter "The comparison".
     """
     entry = get_model(name)
     model = _build_raw(entry, input_shape, n_classes)
-    model.compile(optimizer=make_optimizer(entry, total_steps), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=make_optimizer(entry, total_steps, recipe=recipe), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
 
@@ -373,7 +386,7 @@ def build_model(name: str, input_shape=None, n_classes: int | None = None, *, to
 def count_params(name: str, input_shape=None, n_classes: int | None = None) -> int:
     """Parameter count (trainable and not) of ``name`` for an input shape (cached).
 
-    An entry with ``ensemble=n`` counts all n networks, as the trained model holds them.
+    A recipe with ``ensemble=n`` counts all n networks, as the trained model holds them.
     Explained in the chapter "The comparison".
     """
     entry = get_model(name)
@@ -381,7 +394,7 @@ def count_params(name: str, input_shape=None, n_classes: int | None = None) -> i
     n = _n_classes(entry, n_classes)
     key = (entry.name, shape, n)
     if key not in _PARAMS:
-        _PARAMS[key] = int(_build_raw(entry, shape, n).count_params()) * entry.ensemble
+        _PARAMS[key] = int(_build_raw(entry, shape, n).count_params()) * get_recipe(entry).ensemble
     return _PARAMS[key]
 
 

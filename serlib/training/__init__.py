@@ -35,6 +35,7 @@ from .fitting import (
     average_networks,
     balanced_class_weights,
     fit_split,
+    recipe_of,
     seed_everything,
 )
 from .protocols import (
@@ -53,4 +54,4 @@ __all__ = ["train", "load_run", "cross_validate", "random_split_protocol", "prep
            "prepared_functionals", "prepared_speed_features", "speed_copy_rows", "regression_rows",
            "augment_settings", "augmented_features", "DEFAULT_AUGMENT", "seed_everything", "probabilities",
            "average_networks", "balanced_class_weights", "ENSEMBLE_SEED_STEP", "QUICK_EPOCHS", "QUICK_STEPS",
-           "kfold_val_actors", "report_fractions"]
+           "kfold_val_actors", "report_fractions", "recipe_of"]

@@ -21,6 +21,7 @@ from ..errors import SerlibError
 from ..fusion import fit_linear, fuse, speeds
 from ..log import get_logger, info
 from ..metrics import classification_report
+from ..recipes import Recipe, recipe_for
 from ..runs import Run, apply_normalization, normalization_stats, probabilities
 from ..song import song_for_split
 from .augmentation import augment_settings, augmented_features
@@ -33,7 +34,7 @@ logger = get_logger(__name__)
 QUICK_EPOCHS = 2
 QUICK_STEPS = 8
 
-#: An entry with ``ensemble=n`` trains network k (0 .. n-1) from ``seed + ENSEMBLE_SEED_STEP * k``.
+#: A recipe with ``ensemble=n`` trains network k (0 .. n-1) from ``seed + ENSEMBLE_SEED_STEP * k``.
 ENSEMBLE_SEED_STEP = 100
 
 
@@ -115,11 +116,11 @@ def _watch(monitor: str, has_val: bool) -> str:
     return monitor[4:] if not has_val and monitor.startswith("val_") else monitor
 
 
-def _callbacks(entry, *, has_val: bool, checkpoint_path: Path | None, verbose: int):
-    """Keras callbacks from the entry's ``callbacks`` dict; returns (callbacks, monitor, weights)."""
+def _callbacks(recipe: Recipe, *, has_val: bool, checkpoint_path: Path | None, verbose: int):
+    """Keras callbacks from the recipe's ``callbacks`` dict; returns (callbacks, monitor, weights)."""
     import keras
 
-    cfg = dict(getattr(entry, "callbacks", None) or {})
+    cfg = dict(recipe.callbacks or {})
     monitor = _watch(cfg.get("monitor"), has_val)
     mode = "max" if "acc" in monitor else "min"
     out = []
@@ -145,18 +146,39 @@ def _callbacks(entry, *, has_val: bool, checkpoint_path: Path | None, verbose: i
     return out, monitor, weights
 
 
-def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: int = 0, augment=False,
-              quick=False, verbose=1, song: PreparedData | None = None) -> Run:
+def recipe_of(prep: PreparedData, recipe=None) -> Recipe:
+    """The recipe ``prep``'s model trains by: ``recipe`` when it is a
+    :class:`~serlib.recipes.Recipe`; the model's own (:func:`serlib.models.get_recipe`)
+    otherwise, changed by ``recipe`` when that is a dict of settings or a list of
+    ``"key=value"`` strings. Explained in the chapter "The comparison".
+    """
+    if isinstance(recipe, Recipe):
+        return recipe
+    entry = prep.entry
+    own = getattr(entry, "recipe", None)
+    own = own if isinstance(own, Recipe) else recipe_for(str(getattr(entry, "name", ""))) or Recipe()
+    if recipe is None:
+        return own
+    if isinstance(recipe, dict):
+        return own.override(**recipe)
+    return own.override(recipe if not isinstance(recipe, str) else [recipe])
+
+
+def fit_split(prep: PreparedData, split, *, recipe=None, epochs=None, batch_size=None, seed: int = 0,
+              augment=None, quick=False, verbose=1, song: PreparedData | None = None) -> Run:
     """Fit ``prep``'s model on ``split.train`` (validating on ``split.val``), score ``split.test``.
 
-    ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of the
+    How it trains is ``recipe`` (a :class:`~serlib.recipes.Recipe`, or changes to the
+    model's own recipe as a dict or ``"key=value"`` strings; default the model's own,
+    :func:`recipe_of`); ``epochs``, ``batch_size`` and ``augment`` (when not None) change
+    it for this fit. The recipe used is saved in ``run.info["recipe"]``. ``song`` (prepared RAVDESS song, :func:`serlib.song.song_data`) adds the sung clips of the
     training actors to training (:func:`serlib.song.song_for_split`); validation and test stay
-    speech. An entry with ``speed_copies`` also trains the network on copies of the training
-    clips played at those speeds (:func:`speed_copy_rows`; ``run.info["speed_copies"]``). An
-    entry with ``functionals_fusion`` then fits a logistic regression on the
+    speech. A recipe with ``speed_copies`` also trains the network on copies of the training
+    clips played at those speeds (:func:`speed_copy_rows`; ``run.info["speed_copies"]``). A
+    recipe with ``functionals_fusion`` then fits a logistic regression on the
     :mod:`serlib.functionals` of the speech training clips (:mod:`serlib.fusion`) and scores the
-    two fused as the entry says (:func:`serlib.fusion.fuse`; ``run.info["functionals_fusion"]``
-    keeps the network's own score). An entry with ``ensemble=n`` trains n networks on the same
+    two fused as the recipe says (:func:`serlib.fusion.fuse`; ``run.info["functionals_fusion"]``
+    keeps the network's own score). A recipe with ``ensemble=n`` trains n networks on the same
     clips, network k from ``seed + ENSEMBLE_SEED_STEP * k``, and keeps their average
     (:func:`average_networks`; ``run.info["ensemble"]`` lists each network's seed and time,
     ``run.history`` is the first network's). Returns an unsaved :class:`~serlib.runs.Run`
@@ -170,12 +192,16 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     import keras
 
     entry = prep.entry
+    recipe = recipe_of(prep, recipe)
+    changes = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("augment", augment))
+               if v is not None and (v or k == "augment")}
+    recipe = recipe.override(**{k: int(v) if k != "augment" else v for k, v in changes.items()})
     split.check_disjoint(prep.index)
     if len(split.train) == 0:
         raise SerlibError(f"{split.protocol}: the training part is empty")
     scored = len(split.test) > 0   # a final model (every speaker trains) has nothing to score
-    epochs_requested = int(epochs or getattr(entry, "epochs", None) or 50)
-    batch = int(batch_size or getattr(entry, "batch_size", None) or 32)
+    epochs_requested = recipe.epochs
+    batch = recipe.batch_size
     if quick:
         epochs_requested = min(epochs_requested, QUICK_EPOCHS) if epochs is None else epochs_requested
     seed_everything(seed)
@@ -183,7 +209,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     X_train, y_train = prep.X[split.train], prep.y[split.train]
     n_augmented = 0
     augment_info = None
-    settings = augment_settings(augment)
+    settings = augment_settings(recipe.augment)
     if settings:
         X_aug, y_aug, augment_info = augmented_features(prep, split, settings=settings, seed=seed,
                                                         verbose=verbose)
@@ -196,7 +222,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     if len(X_song):
         X_train = np.concatenate([X_train, X_song])
         y_train = np.concatenate([y_train, y_song])
-    copies = tuple(getattr(entry, "speed_copies", ()) or ())
+    copies = recipe.speed_copies
     X_speed, y_speed = speed_copy_rows(prep, split.train, copies, verbose)
     if len(X_speed):
         X_train = np.concatenate([X_train, X_speed])
@@ -205,20 +231,20 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
     X_val, y_val = prep.X[split.val], prep.y[split.val]
     X_test, y_test = prep.X[split.test], prep.y[split.test]
 
-    stats = normalization_stats(X_train) if entry.normalize else None
+    stats = normalization_stats(X_train) if recipe.normalize else None
     X_train, X_val, X_test = (apply_normalization(a, stats) for a in (X_train, X_val, X_test))
 
     steps_per_epoch = math.ceil(len(X_train) / batch)
     if quick:
         steps_per_epoch = max(1, min(QUICK_STEPS, steps_per_epoch))
     has_val = len(X_val) > 0
-    n_members = int(getattr(entry, "ensemble", 1) or 1)
+    n_members = recipe.ensemble
     members, member_info, seconds = [], [], 0.0
     for k in range(n_members):   # one network, or several from their own seeds (an ensemble)
         member_seed = seed + ENSEMBLE_SEED_STEP * k
         if n_members > 1:
             info(logger, verbose, f"network {k + 1} of {n_members} (seed {member_seed})")
-        model, curves, fitted = _fit_network(prep, entry, X_train, y_train, X_val, y_val, epochs=epochs_requested,
+        model, curves, fitted = _fit_network(prep, recipe, X_train, y_train, X_val, y_val, epochs=epochs_requested,
                                              batch=batch, total_steps=epochs_requested * steps_per_epoch,
                                              seed=member_seed, quick=quick, has_val=has_val, verbose=verbose)
         members.append(model)
@@ -235,7 +261,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
 
     proba = network_proba = probabilities(model, X_test) if scored else None
     fusion, fusion_info = None, None
-    settings = getattr(entry, "functionals_fusion", None)
+    settings = recipe.functionals_fusion
     if settings:  # a regression on the training clips' functionals, fused with the network
         F = prepared_functionals(prep, verbose)
         F_fit, y_fit = regression_rows(prep, split.train, settings.get("speed_copies", ()), verbose)
@@ -279,6 +305,7 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
         "song": song_info,
         "speed_copies": speed_info,
         "functionals_fusion": fusion_info,
+        "recipe": recipe.to_dict(),
         "n_val": int(len(split.val)),
         "n_test": int(len(split.test)),
         "params": int(model.count_params()),
@@ -295,24 +322,24 @@ def fit_split(prep: PreparedData, split, *, epochs=None, batch_size=None, seed: 
                spec=prep.spec, normalization=stats, info=record, fusion=fusion, network_test_proba=network_proba)
 
 
-def _fit_network(prep, entry, X_train, y_train, X_val, y_val, *, epochs, batch, total_steps, seed, quick, has_val,
+def _fit_network(prep, recipe, X_train, y_train, X_val, y_val, *, epochs, batch, total_steps, seed, quick, has_val,
                  verbose):
-    """Build ``prep``'s network from ``seed`` and fit it; returns ``(model, curves, details)``."""
+    """Build ``prep``'s network from ``seed`` and fit it by ``recipe``; returns ``(model, curves, details)``."""
     from ..models import build_model
 
     seed_everything(seed)
-    model = build_model(entry, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels),
-                        total_steps=total_steps)
+    model = build_model(prep.entry, input_shape=tuple(prep.X.shape[1:]), n_classes=len(prep.labels),
+                        total_steps=total_steps, recipe=recipe)
     with tempfile.TemporaryDirectory(prefix="serlib-ckpt-") as tmp:
         checkpoint = Path(tmp) / "best.weights.h5"
-        callbacks, monitor, weights = _callbacks(entry, has_val=has_val, checkpoint_path=checkpoint,
+        callbacks, monitor, weights = _callbacks(recipe, has_val=has_val, checkpoint_path=checkpoint,
                                                  verbose=verbose)
         timer = _EpochTimer()
         if quick:
             steps = max(1, min(QUICK_STEPS, math.ceil(len(X_train) / batch)))
             X_train, y_train = _quick_cap(X_train, y_train, steps * batch, seed)
         class_weight = balanced_class_weights(y_train, len(prep.labels)) \
-            if getattr(entry, "class_weight", None) == "balanced" else None
+            if recipe.class_weight == "balanced" else None
         started = time.perf_counter()
         history = model.fit(
             X_train, _targets(model, y_train, len(prep.labels)),

@@ -35,10 +35,12 @@ from ..config import cache_dir, quick_mode
 from ..errors import DataError, SerlibError
 from ..log import get_logger, info
 from ..metrics import summarize_folds
+from ..recipes import Recipe
 from ..runs import Run, check_out_dir, save_run
 from ..splits import actor_kfold, final_split, random_split, speaker_split
+from ..song import find_song_folder
 from .data import prepare_data, song_data
-from .fitting import fit_split
+from .fitting import fit_split, recipe_of
 
 logger = get_logger(__name__)
 
@@ -96,19 +98,22 @@ def _no_actors(actors) -> bool:
 
 # ---------------------------------------------------------------------------------- protocols
 def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, test_actors=None, epochs=None,
-          batch_size=None, seed: int = 0, augment: bool = False, quick: bool | None = None, verbose=1,
-          song=None) -> Run:
+          batch_size=None, seed: int = 0, augment=None, quick: bool | None = None, verbose=1,
+          song=None, recipe=None) -> Run:
     """Train ``model_name`` on ``data`` speaker-independently, score it, save a run folder.
 
     ``data``: a RAVDESS folder, a :class:`~serlib.datasets.corpus.Corpus`, or an index
     DataFrame. ``split``: a :class:`~serlib.splits.Split` over the *filtered* index
     (the model's clips); by default :func:`default_split` with ``test_actors`` /
-    ``val_actors``. ``epochs``/``batch_size`` override the report's values. ``augment``
-    adds perturbed copies of the training clips only. ``quick`` (default: the
+    ``val_actors``. ``recipe``: how to train (a :class:`~serlib.recipes.Recipe`, or changes
+    to the model's own as a dict or ``"key=value"`` strings; default the model's own,
+    :func:`serlib.models.get_recipe`); it is saved in ``run.json``. ``epochs``/``batch_size``
+    override the recipe's values. ``augment`` (default: the recipe's) adds perturbed copies
+    of the training clips only. ``quick`` (default: the
     ``SERLIB_QUICK`` setting) trains for at most two short epochs, for smoke tests.
     ``verbose``: 0 silent, 1 Keras progress bars, 2 one line per epoch. ``song``: RAVDESS
     song clips of the training actors as extra training data: a folder, ``False`` for none,
-    or ``None`` for the model's default (see :func:`song_data`).
+    or ``None`` for the recipe's ``train_with_song`` (see :func:`song_data`).
 
     ``test_actors=[]`` trains a final model on every speaker (``serlib train MODEL
     --all-speakers``): nothing is held out for testing, so the run has no test scores
@@ -126,13 +131,14 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
     if out_dir is not None:
         check_out_dir(out_dir)  # refuse early, before any expensive work
     prep = prepare_data(model_name, data, verbose=verbose)
+    recipe = recipe_of(prep, recipe)
     if split is None:
         split = default_split(prep.index, test_actors=test_actors, val_actors=val_actors, seed=seed)
     elif test_actors is not None or val_actors is not None:
         raise SerlibError("pass either split= or test_actors/val_actors, not both")
     info(logger, verbose, split.description)
-    song_prep = song_data(model_name, song, speech=prep, verbose=verbose)
-    run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
+    song_prep = _song(model_name, song, prep, recipe, verbose)
+    run = fit_split(prep, split, recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
                     quick=quick, verbose=verbose, song=song_prep)
     if run.info["song"]:
         info(logger, verbose, f"also trained on {run.info['song']['n_clips']} song clips of the training actors "
@@ -154,34 +160,36 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
 
 
 def cross_validate(model_name: str, data, *, k: int = 5, seed: int = 0, epochs=None, batch_size=None,
-                   augment: bool = False, quick: bool | None = None, folds=None, on_fold=None,
-                   verbose=0, song=None) -> dict:
+                   augment=None, quick: bool | None = None, folds=None, on_fold=None,
+                   verbose=0, song=None, recipe=None) -> dict:
     """Actor-wise k-fold cross-validation (:func:`serlib.splits.actor_kfold`).
 
     Features are extracted once; each fold trains a fresh model (seed ``seed + fold``)
     and scores its test actors. ``folds`` restricts to some fold numbers (0-based);
     ``on_fold(report)`` is called after each fold (the benchmark saves there). Returns
     ``{"model", "protocol", "folds": [report, ...], "summary": summarize_folds(...)}``,
-    each report holding the metrics plus fold, actors, epochs run and seconds. ``song`` as
-    in :func:`train` (each fold adds the song clips of its own training actors only).
+    each report holding the metrics plus fold, actors, epochs run and seconds. ``song`` and
+    ``recipe`` as in :func:`train` (each fold adds the song clips of its own training actors only).
     Explained in the chapters "Evaluating honestly" and "The comparison".
     """
     quick = quick_mode() if quick is None else bool(quick)
     prep = prepare_data(model_name, data, verbose=verbose)
+    recipe = recipe_of(prep, recipe)
     splits = actor_kfold(prep.index, k=k, seed=seed, n_val_actors=kfold_val_actors(prep.index, k))
     return _run_protocol(prep, splits, f"speaker-independent actor {k}-fold", folds=folds, on_fold=on_fold,
                          seed=seed, epochs=epochs, batch_size=batch_size, augment=augment, quick=quick,
-                         verbose=verbose, song=song_data(model_name, song, speech=prep, verbose=verbose))
+                         verbose=verbose, song=_song(model_name, song, prep, recipe, verbose), recipe=recipe)
 
 
 def random_split_protocol(model_name: str, data, *, repeats: int = 1, fractions=None, seed: int = 0,
-                          epochs=None, batch_size=None, augment: bool = False, quick: bool | None = None,
-                          folds=None, on_fold=None, verbose=0) -> dict:
+                          epochs=None, batch_size=None, augment=None, quick: bool | None = None,
+                          folds=None, on_fold=None, verbose=0, recipe=None) -> dict:
     """The report's own protocol: clips shuffled regardless of speaker (inflated numbers).
 
     ``fractions`` default to the model's report (:data:`REPORT_SPLITS`). ``repeats`` random splits (seeds ``seed``,
     ``seed + 1``, ...) give a mean ± std comparable to :func:`cross_validate`. Same
-    return value as :func:`cross_validate`. Explained in the chapter "Evaluating honestly".
+    return value as :func:`cross_validate`; ``recipe`` as in :func:`train`. Explained in the
+    chapter "Evaluating honestly".
     """
     quick = quick_mode() if quick is None else bool(quick)
     prep = prepare_data(model_name, data, verbose=verbose)
@@ -190,7 +198,8 @@ def random_split_protocol(model_name: str, data, *, repeats: int = 1, fractions=
               for i in range(int(repeats))]
     name = splits[0].protocol
     return _run_protocol(prep, splits, name, folds=folds, on_fold=on_fold, seed=seed, epochs=epochs,
-                         batch_size=batch_size, augment=augment, quick=quick, verbose=verbose)
+                         batch_size=batch_size, augment=augment, quick=quick, verbose=verbose,
+                         recipe=recipe_of(prep, recipe))
 
 
 def kfold_val_actors(df: pd.DataFrame, k: int) -> int:
@@ -218,16 +227,29 @@ def report_fractions(entry) -> tuple:
     return DEFAULT_RANDOM_FRACTIONS
 
 
+def _song(model_name, song, prep, recipe: Recipe, verbose):
+    """The prepared song clips to train with: ``song`` as given, else the recipe's choice."""
+    if song is None:
+        if not recipe.train_with_song or prep.data.get("synthetic"):
+            return None
+        song = find_song_folder(prep.data.get("path"))
+        if song is None:
+            info(logger, verbose, f"{model_name}: no RAVDESS song folder found (set SERLIB_SONG_DIR to add one); "
+                                  "training on speech only")
+            return None
+    return song_data(model_name, song, speech=prep, verbose=verbose)
+
+
 def _run_protocol(prep, splits, name, *, folds, on_fold, seed, epochs, batch_size, augment, quick, verbose,
-                  song=None):
+                  song=None, recipe=None):
     wanted = set(range(len(splits))) if folds is None else {int(f) for f in folds}
     reports = []
     for i, split in enumerate(splits):
         if i not in wanted:
             continue
         info(logger, verbose, f"{prep.model_name}: {split.description}")
-        run = fit_split(prep, split, epochs=epochs, batch_size=batch_size, seed=seed + i, augment=augment,
-                        quick=quick, verbose=2 if int(verbose) >= 2 else 0, song=song)
+        run = fit_split(prep, split, recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed + i,
+                        augment=augment, quick=quick, verbose=2 if int(verbose) >= 2 else 0, song=song)
         report = dict(run.metrics)
         report.update(fold=i, n_folds=len(splits), protocol=split.protocol, seed=seed + i,
                       actors=run.info["split"]["actors"], epochs_run=run.info["epochs_run"],
