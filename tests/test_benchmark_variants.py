@@ -66,3 +66,15 @@ def test_the_tuning_record_compares_each_row_with_a_row_it_holds():
     for v in variants:
         assert v.get("against") is None or v["against"] in names, v["variant"]
         assert len(v["folds"]) == len(v["uar"]) and all(0 <= u <= 1 for u in v["uar"])
+
+
+def test_recipe_settings_make_a_variant_through_recipe_override(bench):
+    from serlib.models import get_recipe
+
+    base = get_model("recommended")
+    entry = bench._variant(base, None, {}, recipe_settings=["learning_rate=0.001", "functionals_fusion.weight=0.6"])
+    assert entry.builder is base.builder and get_recipe(entry.name).learning_rate == 0.001
+    assert get_recipe(entry.name).functionals_fusion["weight"] == 0.6 and get_recipe(entry.name).epochs == 120
+    assert get_recipe("recommended").learning_rate == 0.002                # the real recipe is untouched
+    with pytest.raises(SystemExit, match="unknown recipe setting 'epoch'"):
+        bench._variant(base, None, {}, recipe_settings=["epoch=3"])
