@@ -37,7 +37,7 @@ def evaluate_run(run_dir, data_dir, *, verbose: bool = False) -> dict:
     if len(df) == 0:
         raise DataError(f"{data_dir}: none of its {record['n_in']} clips has a label this run knows "
                         f"({', '.join(run.labels)})")
-    views = run.pipeline.for_prediction().transform(df["path"], progress=bool(verbose), verbose=verbose)
+    views = run.prediction_pipeline.transform(df["path"], progress=bool(verbose), verbose=verbose)
     X, F = run.inputs(views)                  # the same views, by the same code, as in training
     proba = run.predict_proba(X, functionals=F)
     lookup = {label: i for i, label in enumerate(run.labels)}

@@ -208,11 +208,6 @@ class Pipeline:
     def replace(self, **changes) -> Pipeline:
         return dataclasses.replace(self, **changes)
 
-    def for_prediction(self) -> Pipeline:
-        """The views a trained model reads at prediction: the speed copies its network trained
-        on are left out (they only ever served training)."""
-        return self.replace(feature_speeds=(1.0,))
-
     # ------------------------------------------------------------------ views
     def views(self) -> list:
         """``[(("features" | "functionals", speed), view), ...]`` in a fixed order."""

@@ -229,7 +229,7 @@ def _file_inputs(run: Run, path: str) -> dict:
     """
     from .audio import audio_info, load_audio
 
-    pipeline = run.pipeline.for_prediction()
+    pipeline = run.prediction_pipeline
     sr = pipeline.decode_rate or int(audio_info(path)["sample_rate"])
     y = load_audio(path, sr=sr)
     out = {"features": None, "functionals": None, "reason": no_speech_reason(y, sr), "seconds": len(y) / sr}
@@ -369,7 +369,7 @@ def predict_waveform(run, y, sr: int) -> dict:
         result = _no_speech("", reason)
         result.pop("path")
         return result
-    features, F = run.inputs(run.pipeline.for_prediction().describe_signal(y, sr))
+    features, F = run.inputs(run.prediction_pipeline.describe_signal(y, sr))
     proba = _proba(run, features, F=F)[0]
     result = _result(run, "", proba)
     result.pop("path")

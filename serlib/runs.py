@@ -116,6 +116,13 @@ class Run:
             return Pipeline.from_dict(stored, source=str(self.dir / INFO_FILE) if self.dir else "run.json")
         return Pipeline(self.spec, functional_speeds=self.functional_speeds if self.fusion is not None else ())
 
+    @property
+    def prediction_pipeline(self) -> Pipeline:
+        """The views this run reads to predict: the network's features, and for a fused run the
+        clip statistics at :attr:`functional_speeds` (training-only views left out)."""
+        return self.pipeline.replace(feature_speeds=(1.0,),
+                                     functional_speeds=self.functional_speeds if self.fusion is not None else ())
+
     def inputs(self, views) -> tuple:
         """``(features, functionals)`` for :meth:`predict_proba` from the views
         :meth:`Pipeline.transform` (or ``describe_signal``) gave: the network's features and, for a

@@ -398,3 +398,19 @@ def recipe_for(name: str) -> Recipe | None:
 
 __all__ = ["Recipe", "callbacks", "load_recipes", "declared", "register_recipe", "recipe_for", "FIELDS",
            "OPTIMIZERS", "LR_SCHEDULES", "CALLBACK_KEYS", "REDUCE_LR_KEYS"]
+
+
+def resolve(entry, recipe=None) -> Recipe:
+    """The recipe a model trains by: ``recipe`` when it is a :class:`Recipe`; the entry's own
+    (its ``recipe``, else :func:`recipe_for` its name) otherwise, changed by ``recipe`` when
+    that is a dict of settings or ``"key=value"`` strings. Explained in the chapter "The comparison".
+    """
+    if isinstance(recipe, Recipe):
+        return recipe
+    own = getattr(entry, "recipe", None)
+    own = own if isinstance(own, Recipe) else recipe_for(str(getattr(entry, "name", ""))) or Recipe()
+    if recipe is None:
+        return own
+    if isinstance(recipe, dict):
+        return own.override(**recipe)
+    return own.override(recipe if not isinstance(recipe, str) else [recipe])

@@ -231,11 +231,16 @@ def _describe_filter(data_filter) -> str | None:
     return doc[0] if doc else getattr(data_filter, "__name__", repr(data_filter))
 
 
-def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
+def prepare_data(model_name: str, data, *, verbose=1, recipe=None) -> PreparedData:
     """Index, filter, label and extract the features of ``data`` for ``model_name``.
 
+    Every view of a clip that the model's recipe reads (``recipe``: a
+    :class:`~serlib.recipes.Recipe` or changes to the model's own, as for
+    :func:`serlib.training.fit_split`) is described at once, from one decode per clip.
     Explained in the chapter "Evaluating honestly".
     """
+    from ..recipes import resolve
+
     from ..models import get_model
 
     entry = get_model(model_name)
@@ -255,7 +260,7 @@ def prepare_data(model_name: str, data, *, verbose=1) -> PreparedData:
     info(logger, verbose, f"{model_name}: {len(df)} clips from {record.get('path') or record['source']}"
                           f"{' (SYNTHETIC stand-in, not RAVDESS)' if record.get('synthetic') else ''}; "
                           f"features {spec.kind} ...")
-    pipeline = Pipeline.for_model(entry)
+    pipeline = Pipeline.for_model(entry, recipe=resolve(entry, recipe))
     views = pipeline.transform(df["path"], progress=bool(verbose), verbose=verbose)
     return PreparedData(model_name=entry.name, entry=entry, index=df, X=views.features[1.0], y=y, labels=labels,
                         spec=spec, task=task, data=record, pipeline=pipeline,

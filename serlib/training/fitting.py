@@ -21,7 +21,7 @@ from ..errors import SerlibError
 from ..fusion import fit_linear, fuse, speeds
 from ..log import get_logger, info
 from ..metrics import classification_report
-from ..recipes import Recipe, recipe_for
+from ..recipes import Recipe, resolve
 from ..runs import Run, apply_normalization, normalization_stats, probabilities
 from ..song import song_for_split
 from .augmentation import augment_settings, augmented_features
@@ -152,16 +152,7 @@ def recipe_of(prep: PreparedData, recipe=None) -> Recipe:
     otherwise, changed by ``recipe`` when that is a dict of settings or a list of
     ``"key=value"`` strings. Explained in the chapter "The comparison".
     """
-    if isinstance(recipe, Recipe):
-        return recipe
-    entry = prep.entry
-    own = getattr(entry, "recipe", None)
-    own = own if isinstance(own, Recipe) else recipe_for(str(getattr(entry, "name", ""))) or Recipe()
-    if recipe is None:
-        return own
-    if isinstance(recipe, dict):
-        return own.override(**recipe)
-    return own.override(recipe if not isinstance(recipe, str) else [recipe])
+    return resolve(prep.entry, recipe)
 
 
 def fit_split(prep: PreparedData, split, *, recipe=None, epochs=None, batch_size=None, seed: int = 0,
@@ -313,6 +304,7 @@ def fit_split(prep: PreparedData, split, *, recipe=None, epochs=None, batch_size
         "seconds_per_epoch": round(float(np.mean(curves["epoch_seconds"])), 4) if curves["epoch_seconds"] else None,
         "ensemble": member_info if n_members > 1 else None,
         "data": prep.data,
+        "pipeline": prep.pipeline.to_dict() if getattr(prep, "pipeline", None) is not None else None,
         "serlib_version": __version__,
         "keras_version": keras.__version__,
         "backend": keras.backend.backend(),

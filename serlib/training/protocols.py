@@ -130,7 +130,7 @@ def train(model_name: str, data, *, out_dir=None, split=None, val_actors=None, t
     quick = quick_mode() if quick is None else bool(quick)
     if out_dir is not None:
         check_out_dir(out_dir)  # refuse early, before any expensive work
-    prep = prepare_data(model_name, data, verbose=verbose)
+    prep = prepare_data(model_name, data, verbose=verbose, recipe=recipe)
     recipe = recipe_of(prep, recipe)
     if split is None:
         split = default_split(prep.index, test_actors=test_actors, val_actors=val_actors, seed=seed)
@@ -173,7 +173,7 @@ def cross_validate(model_name: str, data, *, k: int = 5, seed: int = 0, epochs=N
     Explained in the chapters "Evaluating honestly" and "The comparison".
     """
     quick = quick_mode() if quick is None else bool(quick)
-    prep = prepare_data(model_name, data, verbose=verbose)
+    prep = prepare_data(model_name, data, verbose=verbose, recipe=recipe)
     recipe = recipe_of(prep, recipe)
     splits = actor_kfold(prep.index, k=k, seed=seed, n_val_actors=kfold_val_actors(prep.index, k))
     return _run_protocol(prep, splits, f"speaker-independent actor {k}-fold", folds=folds, on_fold=on_fold,
@@ -192,7 +192,7 @@ def random_split_protocol(model_name: str, data, *, repeats: int = 1, fractions=
     chapter "Evaluating honestly".
     """
     quick = quick_mode() if quick is None else bool(quick)
-    prep = prepare_data(model_name, data, verbose=verbose)
+    prep = prepare_data(model_name, data, verbose=verbose, recipe=recipe)
     fractions = fractions or report_fractions(prep.entry)
     splits = [random_split(prep.index, fractions=fractions, stratify=prep.task, seed=seed + i)
               for i in range(int(repeats))]
