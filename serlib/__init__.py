@@ -1,14 +1,23 @@
 """serlib: speech emotion recognition from raw audio, the companion package of the serlib book.
 
-Modules by topic (each names the chapter that explains it):
+Modules by topic, in layers (each imports only from the layers above it; each names the
+chapter that explains it):
 
-- :mod:`serlib.audio` – loading, resampling, cropping, silence trimming
-- :mod:`serlib.datasets` – RAVDESS index, download, synthetic stand-in corpus
-- :mod:`serlib.features` – MFCCs and the other representations of the reports
-- :mod:`serlib.mfcc_scratch` – MFCC from first principles, for teaching
-- :mod:`serlib.augment`, :mod:`serlib.splits`, :mod:`serlib.metrics`
-- :mod:`serlib.models` – every architecture of the five reports, plus ``recommended``
-- :mod:`serlib.training`, :mod:`serlib.predict`, :mod:`serlib.cli`, :mod:`serlib.plots`
+- base: :mod:`serlib.errors`, :mod:`serlib.config`, :mod:`serlib.log` (logging),
+  :mod:`serlib.storage` (atomic writes, checksums)
+- data and signals: :mod:`serlib.datasets` (RAVDESS index, download, stand-in corpus),
+  :mod:`serlib.audio`, :mod:`serlib.augment`, :mod:`serlib.splits`, :mod:`serlib.metrics`
+- features: :mod:`serlib.features` (the reports' representations), :mod:`serlib.mfcc_scratch`
+  (for teaching), :mod:`serlib.feature_store` and :mod:`serlib.feature_cache` (the cache and
+  corpus-wide extraction), :mod:`serlib.functionals`, :mod:`serlib.voice_quality`,
+  :mod:`serlib.contour`, :mod:`serlib.voice_encoder`, and :mod:`serlib.pipeline` (every view
+  of a clip from one decode)
+- models: :mod:`serlib.models` (what each architecture is), :mod:`serlib.recipes` (how it
+  trains, as data), :mod:`serlib.fusion`, :mod:`serlib.runs` (saved runs)
+- :mod:`serlib.training` (data, fitting, augmentation, protocols), then :mod:`serlib.evaluation`
+- clients: :mod:`serlib.cli`, :mod:`serlib.predict`, :mod:`serlib.plots`, :mod:`serlib.results`,
+  :mod:`serlib.book` and the book tools (``book_build``, ``book_cells``, ``book_editions``,
+  ``book_slides``, ``course``, ``model_pages``)
 """
 import os as _os
 
