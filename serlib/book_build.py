@@ -128,15 +128,28 @@ def build(root=None, *, quick: bool | None = None, output: Path | None = None, l
     return 0 if ok else 1
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serlib.book_build", description=__doc__.splitlines()[0])
+def command_line(module: str, description: str, *, fresh: bool = False) -> argparse.ArgumentParser:
+    """The options every book command shares (``python -m serlib.book_build``, ``book_editions``,
+    ``book_slides``): the book root, ``--quick``/``--full`` and optionally ``--fresh``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("root", nargs="?", help="book root (default: the checkout holding _toc.yml)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="SERLIB_QUICK=1: small data, few epochs")
     mode.add_argument("--full", action="store_true", help="SERLIB_QUICK=0: reproduce the full results")
-    args = parser.parse_args(argv)
-    quick = True if args.quick else False if args.full else None
-    return build(args.root, quick=quick)
+    if fresh:
+        parser.add_argument("--fresh", action="store_true", help="execute every chapter even if the last "
+                            "build's outputs could be reused")
+    return parser
+
+
+def quick_choice(args) -> bool | None:
+    """``--quick`` -> True, ``--full`` -> False, neither -> None (``SERLIB_QUICK`` decides)."""
+    return True if args.quick else False if args.full else None
+
+
+def main(argv=None) -> int:
+    args = command_line("serlib.book_build", __doc__.splitlines()[0]).parse_args(argv)
+    return build(args.root, quick=quick_choice(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

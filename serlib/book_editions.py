@@ -19,7 +19,6 @@ only the text-based pages (the course plan) are executed. Explained in the chapt
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -30,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .book_build import build, chapter_notebooks, repo_root
+from .book_build import build, chapter_notebooks, command_line, quick_choice, repo_root
 from .errors import SerlibError
 
 #: The opening line of a Markdown solution block.
@@ -276,16 +275,8 @@ def build_student(root=None, *, quick: bool | None = None, fresh: bool = False, 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serlib.book_editions", description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", help="book root (default: the checkout holding _toc.yml)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="SERLIB_QUICK=1: small data, few epochs")
-    mode.add_argument("--full", action="store_true", help="SERLIB_QUICK=0: reproduce the full results")
-    parser.add_argument("--fresh", action="store_true", help="execute every chapter even if the last build's "
-                        "outputs could be reused")
-    args = parser.parse_args(argv)
-    quick = True if args.quick else False if args.full else None
-    return build_student(args.root, quick=quick, fresh=args.fresh)
+    args = command_line("serlib.book_editions", __doc__.splitlines()[0], fresh=True).parse_args(argv)
+    return build_student(args.root, quick=quick_choice(args), fresh=args.fresh)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,6 @@ is loaded from the network. Explained in the chapter "Introduction".
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import os
@@ -30,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .book_build import chapter_notebooks, repo_root
+from .book_build import chapter_notebooks, command_line, quick_choice, repo_root
 from .errors import SerlibError
 
 #: MathJax configuration file the decks load (shipped with jupyter-server-mathjax).
@@ -390,17 +389,10 @@ def build_slides(root=None, *, output=None, quick: bool | None = None, fresh: bo
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serlib.book_slides", description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", help="book root (default: the checkout holding _toc.yml)")
+    parser = command_line("serlib.book_slides", __doc__.splitlines()[0], fresh=True)
     parser.add_argument("--output", help="folder for the decks (default: ROOT/_build/slides)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="SERLIB_QUICK=1: small data, few epochs")
-    mode.add_argument("--full", action="store_true", help="SERLIB_QUICK=0: reproduce the full results")
-    parser.add_argument("--fresh", action="store_true", help="execute every chapter even if the last build's "
-                        "outputs could be reused")
     args = parser.parse_args(argv)
-    quick = True if args.quick else False if args.full else None
-    return build_slides(args.root, output=args.output, quick=quick, fresh=args.fresh)
+    return build_slides(args.root, output=args.output, quick=quick_choice(args), fresh=args.fresh)
 
 
 if __name__ == "__main__":  # pragma: no cover
