@@ -21,8 +21,8 @@ from . import features
 from .config import cache_dir, warn_once, warn_unwritable_cache
 from .errors import AudioError
 from .log import get_logger
-from .storage import (DIGEST_BYTES, TRAILER_TAG, atomic_write, file_blake2b, remove_stale, same_digest, seal,
-                      unseal, write_json)
+from .storage import (read_sealed, DIGEST_BYTES, atomic_write, file_blake2b, remove_stale, same_digest, seal,
+                      write_json)
 
 log = get_logger(__name__)
 
@@ -90,19 +90,9 @@ def load_array(path: Path, shape: tuple) -> np.ndarray | None:
     Files larger than such an array can be are not read. Explained in the chapter
     "Features and augmentation".
     """
-    limit = 4 * math.prod(shape) + _HEADER_MAX + len(TRAILER_TAG) + DIGEST_BYTES
-    try:
-        if os.path.getsize(path) > limit:
-            return _rejected(path, "is larger than its array can be")
-        with open(path, "rb") as fh:
-            blob = fh.read(limit + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        return _rejected(path, f"cannot be read ({error.strerror or error})")
-    payload = unseal(blob)
+    payload, problem = read_sealed(path, 4 * math.prod(shape) + _HEADER_MAX)
     if payload is None:
-        return _rejected(path, "fails its checksum (changed or damaged since serlib wrote it)")
+        return _rejected(path, problem) if problem else None
     try:
         array = np.load(io.BytesIO(payload), allow_pickle=False)
     except (OSError, ValueError, EOFError):

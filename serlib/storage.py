@@ -316,6 +316,29 @@ def unseal(blob: bytes) -> bytes | None:
     return payload
 
 
-__all__ = ["atomic_write", "write_bytes", "write_text", "write_json", "to_jsonable", "temp_name",
+def read_sealed(path, max_payload: int) -> tuple[bytes | None, str | None]:
+    """Read a file :func:`seal` wrote, never more than ``max_payload`` bytes of payload:
+    ``(payload, None)`` when its checksum holds, ``(None, None)`` when there is no such file,
+    and ``(None, reason)`` when it is too large, unreadable or fails its checksum.
+
+    Explained in the chapter "Features and augmentation".
+    """
+    limit = int(max_payload) + len(TRAILER_TAG) + DIGEST_BYTES
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read(limit + 1)
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    if len(blob) > limit:
+        return None, "is larger than what it should hold can be"
+    payload = unseal(blob)
+    if payload is None:
+        return None, "fails its checksum (changed or damaged since serlib wrote it)"
+    return payload, None
+
+
+__all__ = ["read_sealed", "atomic_write", "write_bytes", "write_text", "write_json", "to_jsonable", "temp_name",
            "atomic_folder", "owner_gone", "remove_stale", "host_tag", "last_change", "file_sha256",
            "file_blake2b", "blake2b_256", "same_digest", "seal", "unseal", "TRAILER_TAG", "DIGEST_BYTES"]

@@ -24,7 +24,7 @@ from ..errors import SerlibError
 from ..features import FeatureSpec, extract, load_for_spec
 from ..log import get_logger, info
 from ..splits import Split
-from ..storage import DIGEST_BYTES, TRAILER_TAG, atomic_write, file_blake2b, seal, unseal
+from ..storage import read_sealed, atomic_write, file_blake2b, seal
 from .data import PreparedData
 
 logger = get_logger(__name__)
@@ -139,19 +139,9 @@ def load_copies(target: Path, *, n_copies: int, shape: tuple, n_labels: int, n_s
     ``n_sources``. A file that fails is deleted after one warning line naming it, and the
     copies are made again. Explained in the chapter "Features and augmentation".
     """
-    limit = n_copies * (4 * math.prod(shape) + 16) + _NPZ_OVERHEAD + len(TRAILER_TAG) + DIGEST_BYTES
-    try:
-        with open(target, "rb") as fh:
-            blob = fh.read(limit + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        return _rejected(target, f"cannot be read ({error.strerror or error})")
-    if len(blob) > limit:
-        return _rejected(target, "is larger than its copies can be")
-    payload = unseal(blob)
+    payload, problem = read_sealed(target, n_copies * (4 * math.prod(shape) + 16) + _NPZ_OVERHEAD)
     if payload is None:
-        return _rejected(target, "fails its checksum (changed or damaged since serlib wrote it)")
+        return _rejected(target, problem) if problem else None
     try:
         with np.load(io.BytesIO(payload), allow_pickle=False) as stored:   # a cache is data: never unpickled
             X, y, source = stored["X"], stored["y"], stored["source"]
