@@ -96,6 +96,14 @@ def _serlib_messages_on_stderr():
     logger.setLevel(level)
 
 
+@pytest.fixture
+def cache_root(tmp_path, monkeypatch):
+    """A fresh, empty SERLIB_CACHE_DIR for one test."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("SERLIB_CACHE_DIR", str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def ravdess_dir() -> Path:
     """The RAVDESS speech copy (actors 01-20, 1,200 clips); skips the test when absent."""

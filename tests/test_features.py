@@ -46,14 +46,6 @@ def _write(path, y, sr):
 
 
 @pytest.fixture
-def cache_root(tmp_path, monkeypatch):
-    """A fresh, empty SERLIB_CACHE_DIR for one test."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("SERLIB_CACHE_DIR", str(root))
-    return root
-
-
-@pytest.fixture
 def wav_files(tmp_path):
     """Twenty short 16 kHz WAV clips (0.6-1.2 s), different from each other."""
     folder = tmp_path / "wavs"

@@ -48,13 +48,6 @@ def wav_files(tmp_path):
 
 
 @pytest.fixture
-def cache_root(tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    monkeypatch.setenv("SERLIB_CACHE_DIR", str(root))
-    return root
-
-
-@pytest.fixture
 def counting(monkeypatch):
     """The clips features.extract_file computes (in-process runs: n_jobs=1)."""
     calls = []
