@@ -51,6 +51,9 @@ RUN_FILES = ("model.keras", "run.json", "history.json", "metrics.json")
 MODEL_FILE, INFO_FILE, HISTORY_FILE, METRICS_FILE = RUN_FILES
 FUSION_FILE = "functionals.npz"   # serlib.fusion.FILE
 
+#: The largest a run's JSON files (run.json, history, metrics) and its regression's arrays may
+#: be, read or unpacked: far above what serlib writes, far below what could exhaust memory.
+MAX_RECORD_BYTES = 64 * 2**20
 #: A partial folder older than this (seconds since its last change) is stale whoever owns it.
 STALE_SECONDS = 30 * 60
 
@@ -282,8 +285,16 @@ def remove_stale_partials(folder, *, max_age: float = STALE_SECONDS) -> list:
                         keep=lambda path: not path.is_dir() or not _is_partial_run(path))
 
 
+def _too_large(path: Path, size: int) -> SerlibError:
+    return SerlibError(f"{path}: {size:,} bytes, more than a run file serlib writes can hold "
+                       f"({MAX_RECORD_BYTES:,}); the run folder is damaged or not serlib's, retrain it")
+
+
 def _read_json(path: Path, what: str):
     try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise _too_large(path, size)
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
@@ -415,6 +426,13 @@ def check_arrays(path) -> None:
     import zipfile
 
     try:
+        if zipfile.is_zipfile(path):        # an .npz: bound what its members unpack to, before reading any
+            with zipfile.ZipFile(path) as archive:
+                unpacked = sum(member.file_size for member in archive.infolist())
+            if unpacked > MAX_RECORD_BYTES:
+                raise _too_large(path, unpacked)
+        elif Path(path).stat().st_size > MAX_RECORD_BYTES:
+            raise _too_large(path, Path(path).stat().st_size)
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:

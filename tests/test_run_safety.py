@@ -218,6 +218,23 @@ def test_pickled_arrays_in_a_run_are_never_unpickled(tmp_path):
     assert not marker.exists()
 
 
+def test_run_records_and_arrays_beyond_any_size_serlib_writes_are_refused_unread(tmp_path, monkeypatch):
+    from serlib import runs
+
+    out = save_run(_run(fusion=_fusion(8)), tmp_path / "fused")
+    params = {k: np.asarray(v) for k, v in _fusion(8).items()}
+    params["coef"] = np.zeros((8, 2000))                 # unpacks to 128 kB: a stand-in for a zip bomb
+    np.savez_compressed(out / "functionals.npz", **params)
+    _rehash(out, "functionals.npz")
+    monkeypatch.setattr(runs, "MAX_RECORD_BYTES", 100_000)
+    assert (out / "functionals.npz").stat().st_size < 100_000
+    with pytest.raises(SerlibError, match="functionals.npz: .* more than a run file serlib writes can hold"):
+        load_run(out)
+    monkeypatch.setattr(runs, "MAX_RECORD_BYTES", 50)
+    with pytest.raises(SerlibError, match="run.json: .* more than a run file serlib writes can hold"):
+        load_run(out)
+
+
 def test_a_model_holding_python_code_is_not_run(tmp_path):
     out = save_run(_run(lambda_layer=True), tmp_path / "lambda")
     with pytest.raises(SerlibError) as caught:
