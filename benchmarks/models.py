@@ -17,6 +17,8 @@ Usage::
     python benchmarks/models.py --list
     python benchmarks/models.py --models das2019_model_b,das2019_model_c --folds 5
     python benchmarks/models.py --quick --models das2019_model_b --folds 2   # smoke test
+    python benchmarks/models.py --protocols speaker --only-fold 0 --refresh --save-runs runs/bench
+        # fold 1 of every model again, now with learning curves and per-clip predictions
 
 It takes hours for all models at the reports' epoch budgets: it is resumable. Each
 finished (model, protocol, fold) is appended to the results file at once (atomic
@@ -53,7 +55,12 @@ reads it)::
           "n_train": 840, "n_val": 120, "n_test": 240,
           "data": {"path": "...", "source": "ravdess", "synthetic": false, "n_clips": 1200},
           "machine": {"cpu": "...", "cores": 2, "backend": "tensorflow", "keras": "3.x"},
-          "serlib_version": "0.1.0", "created": "2025-01-01T12:00:00"
+          "serlib_version": "0.1.0", "created": "2025-01-01T12:00:00",
+          # records since the per-epoch rerun (--refresh) also carry:
+          "history": {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...],
+                      "epoch_seconds": [...], "learning_rate": [...]},   # one value per epoch
+          "predictions": {"labels": [...], "clips": ["Actor_05/03-01-...flac", ...],  # under data.path
+                          "true": [...], "predicted": [...], "proba": [[...], ...]}
         }
       ]
     }
@@ -188,7 +195,8 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
     from serlib.training import fit_split, prepare_data
 
     settings = settings_of(args, corpus.source)
-    todo = [(p, f) for p in args.protocols for f in range(args.folds)
+    folds = range(args.folds) if args.only_fold is None else [args.only_fold]
+    todo = [(p, f) for p in args.protocols for f in folds
             if record_key(name, p, f, settings) not in done]
     if not todo:
         print(f"{name}: all {len(args.protocols) * args.folds} fold(s) already done")
@@ -230,8 +238,22 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
                 "machine": machine(), "serlib_version": info["serlib_version"],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
+            if args.note:
+                record["note"] = args.note
+            record["history"] = history_record(run.history)
+            record["predictions"] = predictions_record(prep, corpus, split, run)
+            if args.save_runs:
+                from serlib.runs import save_run
+
+                Path(args.save_runs).mkdir(parents=True, exist_ok=True)
+                save_run(run, Path(args.save_runs) / f"{name}-{protocol}-fold{fold}")
             results = load_results(results_path)  # re-read: keep records another run may have added
-            results["records"].append(record)
+            key = record_key(name, protocol, fold, settings)
+            old = [r for r in results["records"] if record_key(r["model"], r["protocol"], r["fold"], r["settings"]) == key]
+            for r in old:  # --refresh: the rerun replaces the record it repeats (said when it differs)
+                if abs(r["uar"] - m["uar"]) > 1e-9:
+                    print(f"  note: the earlier record of this fold had UAR {r['uar']:.4f}", flush=True)
+            results["records"] = [r for r in results["records"] if r not in old] + [record]
             save_results(results_path, results)
             done.add(record_key(name, protocol, fold, settings))
             n_new += 1
@@ -241,6 +263,38 @@ def run_model(name: str, corpus, args, data: dict, done: set, results_path: Path
             run.model = None
             keras.backend.clear_session()
     return n_new
+
+
+def history_record(history: dict) -> dict:
+    """The per-epoch curves of a fold (loss, accuracy, their validation twins, seconds), rounded."""
+    keep = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds", "learning_rate")
+    out = {}
+    for key in keep:
+        values = (history or {}).get(key)
+        if values is None:
+            continue
+        out[key] = [None if v is None else round(float(v), 5) for v in values]
+    return out
+
+
+def predictions_record(prep, corpus, split, run) -> dict:
+    """Every test clip of a fold: its path under the corpus folder, the true and predicted label
+    and the class probabilities (3 decimals), so the book can play the clips a model confused."""
+    import numpy as np
+
+    proba = run.test_proba
+    root = Path(corpus.root)
+    paths = []
+    for p in prep.index["path"].to_numpy()[split.test]:
+        try:
+            paths.append(Path(p).relative_to(root).as_posix())
+        except ValueError:
+            paths.append(Path(p).name)
+    labels = list(prep.labels)
+    y_true = [labels[int(k)] for k in prep.y[split.test]]
+    y_pred = [labels[int(k)] for k in np.argmax(proba, axis=1)]
+    return {"labels": labels, "clips": paths, "true": y_true, "predicted": y_pred,
+            "proba": np.round(np.asarray(proba, dtype=float), 3).tolist()}
 
 
 # ----------------------------------------------------------------------------- table
@@ -312,6 +366,12 @@ def parse_args(argv=None):
     p.add_argument("--list", action="store_true", help="list the models and how many folds are done, then exit")
     p.add_argument("--table", action="store_true", help="print the table of what is done, then exit")
     p.add_argument("--verbose", action="store_true", help="one line per epoch")
+    p.add_argument("--note", help="a line kept in each new record (e.g. that its times were disturbed)")
+    p.add_argument("--only-fold", type=int, help="run just this fold (0-based) of each protocol")
+    p.add_argument("--refresh", action="store_true",
+                   help="rerun folds whose record predates per-epoch history and per-clip predictions, "
+                        "replacing that record")
+    p.add_argument("--save-runs", help="also save each fold's trained run folder here (for serlib evaluate)")
     args = p.parse_args(argv)
     args.protocols = [x.strip() for x in args.protocols.split(",") if x.strip()]
     if args.protocols == ["both"]:
@@ -358,7 +418,8 @@ def main(argv=None) -> int:
             return 2
         if corpus.synthetic:
             print("WARNING: synthetic stand-in corpus; these numbers are not RAVDESS numbers", file=sys.stderr)
-        done = {record_key(r["model"], r["protocol"], r["fold"], r["settings"]) for r in results["records"]}
+        done = {record_key(r["model"], r["protocol"], r["fold"], r["settings"]) for r in results["records"]
+                if not (args.refresh and "history" not in r)}
         total = 0
         for name in models:
             try:

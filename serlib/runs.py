@@ -91,6 +91,9 @@ class Run:
     #: The network's own class probabilities for the test clips, before any fusion (a run
     #: from :func:`serlib.training.fit_split` only; not saved in the run folder).
     network_test_proba: np.ndarray | None = field(default=None, repr=False)
+    #: The class probabilities ``metrics`` scored for the test clips (fused where the run fuses);
+    #: a run from :func:`serlib.training.fit_split` only, not saved in the run folder.
+    test_proba: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:

@@ -311,7 +311,8 @@ def fit_split(prep: PreparedData, split, *, recipe=None, epochs=None, batch_size
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     return Run(dir=None, model=model, history=curves, metrics=metrics, labels=list(prep.labels),
-               spec=prep.spec, normalization=stats, info=record, fusion=fusion, network_test_proba=network_proba)
+               spec=prep.spec, normalization=stats, info=record, fusion=fusion, network_test_proba=network_proba,
+               test_proba=proba)
 
 
 def _fit_network(prep, recipe, X_train, y_train, X_val, y_val, *, epochs, batch, total_steps, seed, quick, has_val,
