@@ -227,12 +227,16 @@ def plot_architecture(model_or_name, ax=None, *, title: str | None = None, input
     blocks, input_shape = _blocks(model)
     n_rows = 1 + max([b["row"] for b in blocks] or [0])
     row_h = 0.62
+    shape_x, params_x = 6.75, 9.85
     if ax is None:
-        fig = plt.figure(figsize=(8, 0.9 + row_h * n_rows))
-        ax = fig.add_axes((0, 0, 1, 1 - 0.45 / (0.9 + row_h * n_rows)))
+        height = 1.1 + row_h * n_rows
+        fig = plt.figure(figsize=(8, height))
+        ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.5 / height))
     fig = ax.figure
     ax.set_xlim(0, 10)
-    ax.set_ylim(n_rows - 0.35, -0.45)
+    ax.set_ylim(n_rows - 0.4, -0.75)
+    ax.text(shape_x, -0.6, "shape after the block", ha="left", va="center", fontsize=7.5, color="#666666")
+    ax.text(params_x, -0.6, "parameters", ha="right", va="center", fontsize=7.5, color="#666666")
     ax.axis("off")
     box_x, box_w, box_h = 0.3, 6.2, 0.74
     by_row: dict[int, list[int]] = {}
@@ -251,7 +255,7 @@ def plot_architecture(model_or_name, ax=None, *, title: str | None = None, input
             ax.text(cx, row, text, ha="center", va="center", fontsize=fontsize)
 
     draw_box(box_x + box_w / 2, 0, box_w, f"Input: {input_text}" if input_text else "Input", "input")
-    ax.text(box_x + box_w + 0.25, 0, _shape_text(input_shape), ha="left", va="center", fontsize=8.5)
+    ax.text(shape_x, 0, _shape_text(input_shape), ha="left", va="center", fontsize=8.5)
     for row, members in sorted(by_row.items()):
         width = (box_w - 0.2 * (len(members) - 1)) / len(members)
         for k, i in enumerate(members):
@@ -274,9 +278,12 @@ def plot_architecture(model_or_name, ax=None, *, title: str | None = None, input
                                              shrinkA=0, shrinkB=0))
         if len(members) == 1:
             block = blocks[members[0]]
-            params = f"   {block['params']:,} params" if block["params"] else ""
-            ax.text(box_x + box_w + 0.25, row, f"{_shape_text(block['shape'])}{params}",
-                    ha="left", va="center", fontsize=8.5)
+            ax.text(shape_x, row, _shape_text(block["shape"]), ha="left", va="center", fontsize=8.5)
+            if block["params"]:
+                ax.text(params_x, row, f"{block['params']:,}", ha="right", va="center", fontsize=8.5)
+        elif any(blocks[i]["params"] for i in members):
+            ax.text(params_x, row, " + ".join(f"{blocks[i]['params']:,}" for i in members),
+                    ha="right", va="center", fontsize=8.5)
     total = int(model.count_params())
     heading = title if title is not None else f"{name or model.name}: {total:,} parameters"
     if heading:

@@ -43,8 +43,12 @@ def _raw(path: Path) -> list[dict]:
     return [r for r in json.loads(path.read_text()).get("records", []) if isinstance(r, dict)]
 
 
+def _created(value) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def _key(record) -> tuple:
-    return (record.get("model"), record.get("protocol"), int(record.get("fold", -1)), str(record.get("created")))
+    return (record.get("model"), record.get("protocol"), int(record.get("fold", -1)), _created(record.get("created")))
 
 
 def full_runs(name: str, path=None) -> list[dict]:
@@ -79,8 +83,9 @@ def full_runs(name: str, path=None) -> list[dict]:
     if table.empty:
         return []
     table = table[table["protocol"] == "speaker"]
-    wanted = {(m, p, int(f), str(c)) for m, p, f, c in zip(table["model"], table["protocol"], table["fold"],
-                                                           table.get("created", [None] * len(table)))}
+    created = table["created"] if "created" in table else [None] * len(table)
+    wanted = {(m, p, int(f), _created(c)) for m, p, f, c in zip(table["model"], table["protocol"], table["fold"],
+                                                                created)}
     return sorted((r for r in raw if _key(r) in wanted), key=lambda r: r.get("fold", 0))
 
 
@@ -312,9 +317,10 @@ def confused_clips(name: str, *, true=None, predicted=None, n: int | None = 3, d
                          "fold": int(run.get("fold", 0)) + 1, "_run": run})
     rows.sort(key=lambda r: -np.nan_to_num(r["confidence"], nan=-1.0))
     rows = rows if n is None else rows[:n]
-    for row in rows:
-        row["path"] = _resolve(row["clip"], row.pop("_run"), data)
-    return pd.DataFrame(rows, columns=columns)
+    paths = [_resolve(row["clip"], row.pop("_run"), data) for row in rows]
+    table = pd.DataFrame(rows, columns=columns)
+    table["path"] = pd.Series(paths, index=table.index, dtype=object)  # None, not NaN, when not found
+    return table
 
 
 def _top_pairs(name: str, path, k: int = 2) -> list[tuple[str, str]]:
