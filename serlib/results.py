@@ -134,6 +134,70 @@ def benchmark_table(models=None, path=None, *, learning_rate: float | None = Non
     return table.reset_index()
 
 
+#: The columns of :func:`clip_predictions`.
+CLIP_COLUMNS = ["model", "fold", "clip", "true", "predicted", "confidence", "data_path"]
+#: The columns of :func:`shared_errors`.
+SHARED_COLUMNS = ["clip", "true", "models", "wrong", "share", "heard as", "agreeing", "data_path"]
+
+
+def clip_predictions(models=None, path=None) -> pd.DataFrame:
+    """Per-clip predictions of the full speaker-independent runs, one row per model and clip.
+
+    Only records that carry ``predictions`` count (``benchmarks/models.py`` records them
+    since the rerun for issue 26; older records have none), chosen as in
+    :func:`benchmark_records`. Columns: :data:`CLIP_COLUMNS`; ``clip`` is relative to
+    ``data_path`` (the record's data folder), ``confidence`` is the probability the model
+    gave its predicted label (NaN when not recorded). Empty, with those columns, when no
+    record has predictions. Explained in the chapter "The comparison".
+    """
+    records = benchmark_records(models, path, include_recommended=False)
+    if records.empty or "predictions.clips" not in records:
+        return pd.DataFrame(columns=CLIP_COLUMNS)
+    records = records[(records["protocol"] == "speaker") & records["predictions.clips"].apply(
+        lambda clips: isinstance(clips, list) and len(clips) > 0)]
+    rows = []
+    for _, record in records.iterrows():
+        labels = list(record.get("predictions.labels") or [])
+        proba = record.get("predictions.proba")
+        proba = proba if isinstance(proba, list) else []
+        for i, (clip, true, predicted) in enumerate(zip(record["predictions.clips"], record["predictions.true"],
+                                                        record["predictions.predicted"])):
+            confidence = (float(proba[i][labels.index(predicted)])
+                          if i < len(proba) and predicted in labels and len(proba[i]) == len(labels) else np.nan)
+            rows.append({"model": record["model"], "fold": int(record["fold"]), "clip": clip, "true": true,
+                         "predicted": predicted, "confidence": confidence,
+                         "data_path": record.get("data.path")})
+    return pd.DataFrame(rows, columns=CLIP_COLUMNS)
+
+
+def shared_errors(models=None, path=None, *, min_models: int = 2) -> pd.DataFrame:
+    """The clips that several models got wrong, the most widely shared errors first.
+
+    One row per test clip that at least ``min_models`` models with recorded predictions
+    (:func:`clip_predictions`) classified, and at least one of them wrongly. Columns:
+    :data:`SHARED_COLUMNS`: ``models`` is how many models classified the clip, ``wrong``
+    how many erred, ``share`` their fraction, ``heard as`` the wrong label chosen most often
+    and ``agreeing`` how many erring models chose it. Sorted by ``share``, then ``wrong``.
+    Pass the emotion models only, so that every model answers the same question. Explained
+    in the chapter "The comparison".
+    """
+    clips = clip_predictions(models, path)
+    if clips.empty:
+        return pd.DataFrame(columns=SHARED_COLUMNS)
+    rows = []
+    for (clip, true), group in clips.groupby(["clip", "true"], sort=False):
+        per_model = group.drop_duplicates("model")
+        errors = per_model[per_model["predicted"] != true]
+        if len(per_model) < min_models or errors.empty:
+            continue
+        counts = errors["predicted"].value_counts()
+        rows.append({"clip": clip, "true": true, "models": len(per_model), "wrong": len(errors),
+                     "share": len(errors) / len(per_model), "heard as": counts.index[0],
+                     "agreeing": int(counts.iloc[0]), "data_path": per_model["data_path"].iloc[0]})
+    table = pd.DataFrame(rows, columns=SHARED_COLUMNS)
+    return table.sort_values(["share", "wrong", "agreeing"], ascending=False, kind="stable").reset_index(drop=True)
+
+
 def recommended_results(path=None) -> dict | None:
     """The recommended model's cross-validation (``recommended.json``), or ``None``.
 
