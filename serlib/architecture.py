@@ -39,6 +39,9 @@ def _shape_text(shape) -> str:
 
 
 def _layers(model) -> list:
+    if not getattr(model, "built", True) or not getattr(model, "inputs", None):
+        raise SerlibError(f"model {getattr(model, 'name', model)!r} is not built yet: start it with "
+                          "keras.Input(shape=...) so every layer has an output shape")
     return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
 
 

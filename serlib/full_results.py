@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .results import MODELS_FILE, RECOMMENDED_FILE, benchmark_records, recommended_results
 
 NO_HISTORY = "learning curves not recorded yet (benchmarks/models.py --refresh)"
@@ -40,7 +41,12 @@ def _canonical(name: str) -> str:
 def _raw(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [r for r in json.loads(path.read_text()).get("records", []) if isinstance(r, dict)]
+    try:
+        records = json.loads(path.read_text()).get("records", [])
+    except (ValueError, AttributeError) as error:
+        raise DataError(f"{path}: not a benchmark results file ({type(error).__name__}); "
+                        "restore it from git (git checkout -- benchmarks/results)") from None
+    return [r for r in records if isinstance(r, dict)]
 
 
 def _created(value) -> str:
@@ -128,8 +134,9 @@ def summary(name: str, path=None) -> dict:
             "folds": len(runs), "n_clips": int(sum(int(r.get("n") or 0) for r in runs)),
             "labels": _labels(name, runs), "epochs_run": float(np.mean(epochs)) if epochs else None,
             "random_uar": float(random["uar"].mean()) if len(random) else None,
-            "has_history": any(r.get("history") for r in runs),
-            "has_predictions": any(r.get("predictions") for r in runs)}
+            "has_history": any(isinstance(r.get("history"), dict) and r["history"].get("loss") for r in runs),
+            "has_predictions": any(isinstance(r.get("predictions"), dict) and r["predictions"].get("clips")
+                                   for r in runs)}
 
 
 def pooled_confusion(name: str, path=None) -> tuple[np.ndarray, list]:
@@ -147,7 +154,7 @@ def pooled_confusion(name: str, path=None) -> tuple[np.ndarray, list]:
 def _message(ax, text: str):
     import textwrap
 
-    ax.text(0.5, 0.5, textwrap.fill(text, 34), ha="center", va="center", transform=ax.transAxes, fontsize=9,
+    ax.text(0.5, 0.5, textwrap.fill(text, 60), ha="center", va="center", transform=ax.transAxes, fontsize=9,
             color="#444444")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -186,23 +193,32 @@ def plot_full_confusion(name: str, ax=None, path=None):
     return ax
 
 
+def _with_history(name: str, path) -> list[dict]:
+    return [r for r in full_runs(name, path) if isinstance(r.get("history"), dict) and r["history"].get("loss")]
+
+
 def plot_full_history(name: str, axes=None, path=None):
     """The full runs' learning curves: loss and accuracy per epoch, training and validation.
 
-    One line per fold that recorded its history (``benchmarks/models.py --refresh``);
-    without any, the axes say so in one line. ``axes`` is a pair of Axes (loss, accuracy)
-    or ``None`` for a new figure. Returns the list of Axes. Explained in the chapter "The comparison".
+    One pair of lines per fold that recorded its history (``benchmarks/models.py
+    --refresh``); when only one fold is shown, a dotted line marks its best epoch (of the
+    metric the run monitored). Without any history the first Axes says so in one line and
+    the others stay blank. ``axes`` is a pair of Axes (loss, accuracy), or one Axes, or
+    ``None`` for a new figure (a single panel when there is nothing to show). Returns the
+    list of Axes.
+    Explained in the chapter "The comparison".
     """
     import matplotlib.pyplot as plt
 
     name = _canonical(name)
+    runs = _with_history(name, path)
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+        _, axes = plt.subplots(1, 2 if runs else 1, figsize=(9, 3.2), constrained_layout=True, squeeze=False)
     axes = list(np.ravel(axes))
-    runs = [r for r in full_runs(name, path) if isinstance(r.get("history"), dict) and r["history"].get("loss")]
     if not runs:
-        for ax in axes:
-            _message(ax, NO_HISTORY)
+        _message(axes[0], f"{name}: {NO_HISTORY}")
+        for ax in axes[1:]:
+            ax.set_axis_off()
         return axes
     for ax, metric, label in zip(axes, ("loss", "accuracy"), ("Loss", "Accuracy")):
         for i, run in enumerate(runs):
@@ -213,12 +229,21 @@ def plot_full_history(name: str, axes=None, path=None):
                 if values:
                     ax.plot(np.arange(1, len(values) + 1), values, color=colour, alpha=0.85 if len(runs) == 1 else 0.6,
                             linestyle=("-", "--", ":", "-.")[i % 4], label=f"{text}{fold}")
+        best = runs[0].get("best_epoch")
+        if len(runs) == 1 and best:
+            ax.axvline(best, color="grey", linestyle=":", linewidth=1, label=f"best epoch ({best})")
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
-    axes[0].set_title(f"{name}: full run{'s' if len(runs) > 1 else ''}, "
-                      f"{len(runs)} unseen-speaker fold{'s' if len(runs) > 1 else ''}", fontsize=9, loc="left")
+    if len(runs) == 1:
+        run = runs[0]
+        actors = run.get("test_actors")
+        unseen = f", actors {', '.join(str(a) for a in actors)} unseen" if actors else ""
+        heading = f"{name}: full run, fold {int(run.get('fold', 0)) + 1} of {run.get('n_folds', '?')}{unseen}"
+    else:
+        heading = f"{name}: full runs, {len(runs)} unseen-speaker folds"
+    axes[0].set_title(heading, fontsize=9, loc="left")
     return axes
 
 
@@ -256,7 +281,9 @@ def show_full_results(name: str, *, glue: bool = True, path=None) -> None:
         _glue(f"full_{name}_acc", acc)
     fig = plt.figure(figsize=(12, 3.9), constrained_layout=True)
     grid = fig.add_gridspec(1, 3, width_ratios=(1, 1, 1.15))
-    plot_full_history(name, [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])], path)
+    history_axes = ([fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])] if info["has_history"]
+                    else [fig.add_subplot(grid[0, :2])])
+    plot_full_history(name, history_axes, path)
     plot_full_confusion(name, fig.add_subplot(grid[0, 2]), path)
     _show(fig)
 

@@ -102,3 +102,10 @@ def test_diagram_of_a_sequential_model():
                               layers.Dense(2, activation="softmax")])
     texts = _texts(plot_architecture(model))
     assert "Dense 5, ReLU + Dropout 0.5" in texts and "Dense 2, softmax" in texts
+
+
+def test_an_unbuilt_model_is_refused_in_one_line():
+    model = keras.Sequential([layers.Dense(5), layers.Dense(2)])  # no Input: no shapes yet
+    with pytest.raises(SerlibError, match="not built yet") as info:
+        layer_table(model)
+    assert "\n" not in str(info.value)

@@ -132,7 +132,8 @@ def test_history_plots_recorded_curves_or_says_they_are_missing(results):
     np.testing.assert_allclose(axes[0].lines[0].get_ydata(), _history()["loss"])
     missing = fr.plot_full_history("das2019_model_c", path=results)
     assert all(not ax.lines for ax in missing)
-    assert sum(t.replace("\n", " ") == fr.NO_HISTORY for t in _texts(missing)) == 2
+    assert [t.replace("\n", " ") for t in _texts(missing)[:1]] == [f"das2019_model_c: {fr.NO_HISTORY}"]
+    assert len(missing) == 1  # one panel for the message
 
 
 def test_show_full_results_prints_one_line_and_glues(results, capsys, monkeypatch):
@@ -190,3 +191,11 @@ def test_listen_confused_plays_found_clips_and_never_raises(results, capsys, mon
     (results.parent / "ravdess" / "Actor_06" / "b.wav").write_bytes(b"not audio")
     fr.listen_confused("das2019_model_b", pairs=[("calm", "neutral")], n=2, path=results)
     assert "cannot play it" in capsys.readouterr().out
+
+
+def test_a_damaged_results_file_is_one_line(tmp_path):
+    path = tmp_path / "models.json"
+    path.write_text('{"records": [')
+    with pytest.raises(fr.DataError, match="not a benchmark results file") as info:
+        fr.full_runs("das2019_model_b", path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
