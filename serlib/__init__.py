@@ -16,6 +16,7 @@ chapter that explains it):
   trains, as data), :mod:`serlib.fusion`, :mod:`serlib.runs` (saved runs)
 - :mod:`serlib.training` (data, fitting, augmentation, protocols), then :mod:`serlib.evaluation`
 - clients: :mod:`serlib.cli`, :mod:`serlib.predict`, :mod:`serlib.plots`, :mod:`serlib.results`,
+  :mod:`serlib.full_results` and :mod:`serlib.architecture` (full-run results, diagrams),
   :mod:`serlib.book` and the book tools (``book_build``, ``book_cells``, ``book_editions``,
   ``book_slides``, ``course``, ``model_pages``)
 """
