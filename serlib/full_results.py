@@ -1,16 +1,11 @@
-"""What the full runs measured, for the chapter of each model, in any build of the book.
+"""What the full runs measured, for each model's chapter, in any build of the book (quick or full).
 
-The book's live cells train in quick mode (a few epochs on a few actors), which says
-nothing about how good a model is. These functions show instead what the committed
-benchmark (``benchmarks/results/models.json``, :mod:`serlib.results`) recorded for a model
-under the speaker-independent protocol, 5 actor folds, at its report's settings: UAR and
-accuracy (:func:`summary`), the confusion matrix pooled over the folds
-(:func:`plot_full_confusion`), the learning curves (:func:`plot_full_history`), and the
-clips it got wrong, to listen to (:func:`confused_clips`, :func:`listen_confused`).
-
-Learning curves and per-clip predictions exist only for the folds rerun with them
-(``benchmarks/models.py --refresh``); until then every function says so in one line
-instead of failing. Explained in the chapter "The comparison".
+From the committed benchmark (``benchmarks/results/models.json``, :mod:`serlib.results`): a
+model's speaker-independent 5-fold runs at its report's settings, as numbers
+(:func:`summary`), the pooled confusion matrix, the learning curves, and the clips it got
+wrong, to listen to. Curves and per-clip predictions exist only for folds rerun with them
+(``benchmarks/models.py --refresh``); until then each function says so in one line.
+Explained in the chapter "The comparison".
 """
 from __future__ import annotations
 
@@ -29,13 +24,18 @@ NO_PREDICTIONS = "per-clip predictions not recorded yet (benchmarks/models.py --
 _SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ravdess"
 
 
-def _canonical(name: str) -> str:
+def _entry(name: str):
     try:
         from .models import get_model
 
-        return get_model(name).name
-    except Exception:  # not registered (e.g. a results file of another version): keep the name
-        return name
+        return get_model(name)
+    except Exception:  # not registered (e.g. a results file of another version)
+        return None
+
+
+def _canonical(name: str) -> str:
+    entry = _entry(name)
+    return entry.name if entry is not None else name
 
 
 def _raw(path: Path) -> list[dict]:
@@ -49,12 +49,9 @@ def _raw(path: Path) -> list[dict]:
     return [r for r in records if isinstance(r, dict)]
 
 
-def _created(value) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-
-def _key(record) -> tuple:
-    return (record.get("model"), record.get("protocol"), int(record.get("fold", -1)), _created(record.get("created")))
+def _key(model, protocol, fold, created) -> tuple:
+    created = "" if created is None or (isinstance(created, float) and np.isnan(created)) else str(created)
+    return model, protocol, int(fold), created
 
 
 def full_runs(name: str, path=None) -> list[dict]:
@@ -71,40 +68,29 @@ def full_runs(name: str, path=None) -> list[dict]:
     raw = _raw(path)
     recommended = recommended_results(path.parent / RECOMMENDED_FILE.name)
     if recommended and recommended.get("model") == name and recommended.get("folds"):
-        extra = {}
+        extra = {}  # the models.json rerun's curves and predictions, by fold
         for r in raw:
-            if (r.get("model") == name and r.get("protocol") == "speaker"
-                    and not r.get("settings", {}).get("quick")):
-                extra.setdefault(int(r.get("fold", -1)), {}).update(
-                    {k: r[k] for k in ("history", "predictions") if k in r})
-        runs = []
-        for fold in recommended["folds"]:
-            run = {**fold, "model": name, "protocol": "speaker", "n_folds": len(recommended["folds"]),
-                   "epochs_run": fold.get("epochs") or recommended.get("settings", {}).get("epochs"),
-                   "data": recommended.get("data", {}), "source": "recommended.json"}
-            run.update(extra.get(int(fold.get("fold", -1)), {}))
-            runs.append(run)
+            if r.get("model") == name and r.get("protocol") == "speaker" and not r.get("settings", {}).get("quick"):
+                extra.setdefault(r.get("fold"), {}).update({k: r[k] for k in ("history", "predictions") if k in r})
+        epochs = recommended.get("settings", {}).get("epochs")
+        runs = [{**fold, "model": name, "protocol": "speaker", "n_folds": len(recommended["folds"]),
+                 "epochs_run": fold.get("epochs") or epochs, "data": recommended.get("data", {}),
+                 "source": "recommended.json", **extra.get(fold.get("fold"), {})} for fold in recommended["folds"]]
         return sorted(runs, key=lambda r: r.get("fold", 0))
     table = benchmark_records([name], path, include_recommended=False)
     if table.empty:
         return []
     table = table[table["protocol"] == "speaker"]
     created = table["created"] if "created" in table else [None] * len(table)
-    wanted = {(m, p, int(f), _created(c)) for m, p, f, c in zip(table["model"], table["protocol"], table["fold"],
-                                                                created)}
-    return sorted((r for r in raw if _key(r) in wanted), key=lambda r: r.get("fold", 0))
+    wanted = {_key(*row) for row in zip(table["model"], table["protocol"], table["fold"], created)}
+    return sorted((r for r in raw if _key(r.get("model"), r.get("protocol"), r.get("fold", -1), r.get("created"))
+                   in wanted), key=lambda r: r.get("fold", 0))
 
 
 def _labels(name: str, runs) -> list:
-    for run in runs:
-        if run.get("labels"):
-            return list(run["labels"])
-    try:
-        from .models import get_model
-
-        return list(get_model(name).labels)
-    except Exception:
-        return []
+    recorded = [run["labels"] for run in runs if run.get("labels")]
+    entry = _entry(name)
+    return list(recorded[0]) if recorded else list(entry.labels) if entry is not None else []
 
 
 def summary(name: str, path=None) -> dict:
@@ -154,12 +140,9 @@ def pooled_confusion(name: str, path=None) -> tuple[np.ndarray, list]:
 def _message(ax, text: str):
     import textwrap
 
+    ax.set_axis_off()
     ax.text(0.5, 0.5, textwrap.fill(text, 60), ha="center", va="center", transform=ax.transAxes, fontsize=9,
             color="#444444")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
 
 
 def plot_full_confusion(name: str, ax=None, path=None):
@@ -188,7 +171,7 @@ def plot_full_confusion(name: str, ax=None, path=None):
     ax.set_ylabel("True")
     ax.tick_params(axis="x", rotation=45)
     ax.tick_params(axis="y", rotation=0)
-    folds = len([r for r in full_runs(name, path) if r.get("confusion")])
+    folds = sum(1 for r in full_runs(name, path) if r.get("confusion"))
     ax.set_title(f"{name}:\n{folds} unseen-speaker folds pooled (n = {int(counts.sum()):,})", fontsize=9)
     return ax
 
@@ -205,8 +188,7 @@ def plot_full_history(name: str, axes=None, path=None):
     metric the run monitored). Without any history the first Axes says so in one line and
     the others stay blank. ``axes`` is a pair of Axes (loss, accuracy), or one Axes, or
     ``None`` for a new figure (a single panel when there is nothing to show). Returns the
-    list of Axes.
-    Explained in the chapter "The comparison".
+    list of Axes. Explained in the chapter "The comparison".
     """
     import matplotlib.pyplot as plt
 
@@ -289,18 +271,13 @@ def show_full_results(name: str, *, glue: bool = True, path=None) -> None:
 
 
 def _show(fig) -> None:
-    """Display ``fig`` once in a notebook (and close it); elsewhere leave it open for ``plt.show()``."""
-    try:
-        from IPython import get_ipython
+    """Display ``fig`` now, once, in a notebook (and close it); elsewhere leave it open for ``plt.show()``."""
+    from IPython import get_ipython
 
-        shell = get_ipython()
-    except ImportError:  # pragma: no cover
-        shell = None
-    if shell is not None and getattr(shell, "kernel", None) is not None:
+    if getattr(get_ipython(), "kernel", None) is not None:
         import matplotlib.pyplot as plt
-        from IPython.display import display
 
-        display(fig)
+        _display(fig)
         plt.close(fig)
 
 
@@ -399,11 +376,8 @@ def listen_confused(name: str, pairs=None, *, n: int = 2, data=None, path=None) 
 
 
 def _display(obj) -> None:
-    try:
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        print(repr(obj))
-        return
+    from IPython.display import display
+
     display(obj)
 
 
