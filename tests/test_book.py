@@ -31,6 +31,8 @@ from serlib import book_build  # noqa: E402
 CHAPTERS = browser_check.chapter_notebooks(ROOT)
 GLUE_ROLE = re.compile(r"\{glue(?::text|:md)?\}`([A-Za-z_][A-Za-z0-9_]*)(?::[^`]*)?`")
 GLUE_CALL = re.compile(r"""glue\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+# serlib.full_results.show_full_results("NAME") glues full_NAME_uar and full_NAME_acc itself.
+FULL_RESULTS_CALL = re.compile(r"""show_full_results\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
 
 
 def _quick_env() -> dict:
@@ -79,6 +81,8 @@ def test_every_glued_name_in_the_prose_is_glued_by_a_cell(notebook):
     cells = _cells(notebook)
     used = {name for c in cells if c["cell_type"] == "markdown" for name in GLUE_ROLE.findall(_source(c))}
     glued = {name for c in cells if c["cell_type"] == "code" for name in GLUE_CALL.findall(_source(c))}
+    glued |= {f"full_{model}_{key}" for c in cells if c["cell_type"] == "code"
+              for model in FULL_RESULTS_CALL.findall(_source(c)) for key in ("uar", "acc")}
     assert sorted(used - glued) == [], f"{notebook.name}: prose pastes names no cell glues"
 
 

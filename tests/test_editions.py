@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = book_build.chapter_notebooks(ROOT)
 GLUE_ROLE = re.compile(r"\{glue(?::text|:md|:figure|:math)?\}`([A-Za-z_][A-Za-z0-9_]*)(?::[^`]*)?`")
 GLUE_CALL = re.compile(r"""glue\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+# serlib.full_results.show_full_results("NAME") glues full_NAME_uar and full_NAME_acc itself.
+FULL_RESULTS_CALL = re.compile(r"""show_full_results\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
 
 
 def _nb(path: Path) -> dict:
@@ -51,6 +53,8 @@ def test_the_student_chapter_keeps_every_exercise_and_no_solution(notebook):
     # every number the remaining text quotes is still glued by a remaining cell (else -W fails the build)
     used = set(GLUE_ROLE.findall(_markdown(student)))
     glued = {n for c in student["cells"] if c["cell_type"] == "code" for n in GLUE_CALL.findall(_text(c))}
+    glued |= {f"full_{model}_{key}" for c in student["cells"] if c["cell_type"] == "code"
+              for model in FULL_RESULTS_CALL.findall(_text(c)) for key in ("uar", "acc")}
     assert sorted(used - glued) == []
     # the other cells are kept whole and in order; the source is not modified
     kept = [c for c in source["cells"] if not book_editions.is_solution_cell(c) and c["cell_type"] == "code"]
