@@ -36,17 +36,30 @@ def _actors(text: str | None):
         raise SerlibError(f"{text!r}: actor lists are comma-separated numbers, e.g. 19,20") from None
 
 
-def _cmd_index(args) -> int:
-    from .datasets import index_ravdess, summarize
+def _corpus_name(text: str | None) -> str | None:
+    """The --corpus option checked before any work (an unknown name is one line)."""
+    if text is None:
+        return None
+    from .datasets import get_corpus
 
-    df = index_ravdess(args.data_dir)
+    return get_corpus(text).name
+
+
+def _cmd_index(args) -> int:
+    from .datasets import get_corpus, index_folder, summarize
+
+    df = index_folder(args.data_dir, _corpus_name(args.corpus))
     s = summarize(df)
-    print(f"{s['clips']} clips in {args.data_dir} (sample rates: {', '.join(map(str, s['sample_rates']))} Hz; "
+    adapter = get_corpus(s["corpus"][0])
+    what = "" if adapter.name == "ravdess" else f"{adapter.title} "
+    print(f"{s['clips']} {what}clips in {args.data_dir} (sample rates: {', '.join(map(str, s['sample_rates']))} Hz; "
           f"{s['stereo']} stereo)")
     for title in ("emotion", "gender", "actor"):
-        print(f"\nby {title}:")
+        print(f"\nby {title if adapter.name == 'ravdess' or title != 'actor' else 'speaker'}:")
         for key, count in s[title].items():
-            label = f"Actor_{key:02d}" if title == "actor" else key
+            label = key
+            if title == "actor":
+                label = f"Actor_{key:02d}" if adapter.name == "ravdess" else f"{adapter.speaker_id(key)} ({key})"
             print(f"  {label:<12} {count:>5}")
     if args.csv:
         out = Path(args.csv).expanduser()
@@ -64,13 +77,21 @@ def _cmd_index(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    from .datasets.download import RAVDESS_MD5, RAVDESS_URL, download_ravdess
+    from .datasets.download import EMODB_URL, RAVDESS_MD5, RAVDESS_URL, download_emodb, download_ravdess
 
+    corpus = _corpus_name(args.corpus) or "ravdess"
     if args.encoder:
         from .voice_encoder import load_encoder, weights_path
 
         path = weights_path()
         load_encoder(path)          # proves the file reads before saying so
+        print(path)
+        return 0
+    if corpus == "emodb":
+        if args.md5 is None:
+            print("serlib download: EmoDB's authors publish no checksum; the archive is checked by its 535 clip "
+                  "names instead, and its MD5 is recorded in the folder's .serlib-download.json", file=sys.stderr)
+        path = download_emodb(dest=args.dest, url=args.url or EMODB_URL, md5=args.md5, progress=not args.quiet)
         print(path)
         return 0
     md5 = args.md5 or (RAVDESS_MD5 if args.url is None else None)
@@ -150,18 +171,36 @@ class _OneLineWarnings:
 
 def _cmd_evaluate(args) -> int:
     import_keras()   # TensorFlow's native start-up lines stay off the terminal
-    from .runs import load_run
+    from .datasets import corpus_names, get_corpus
     from .evaluation import evaluate_run
+    from .runs import load_run
 
+    corpus = _corpus_name(args.corpus)
     with _OneLineWarnings("evaluate"):
         run = load_run(args.run_dir)  # a folder that is not a run (or a damaged one) fails here, in one line
         if not Path(args.data).expanduser().is_dir():
-            raise SerlibError(f"{args.data}: no such data folder; pass a folder of RAVDESS clips")
-        m = evaluate_run(run, args.data)
+            raise SerlibError(f"{args.data}: no such data folder; pass a folder of RAVDESS or EmoDB clips")
+        m = evaluate_run(run, args.data, corpus=corpus)
     if args.json:
         print(json.dumps(m))
     else:
+        cross = m.get("cross_corpus")
+        if cross:
+            left = (f"; left out: {', '.join(cross['left_out_labels'])} ({cross['left_out_clips']} clips)"
+                    if cross["left_out_clips"] else "")
+            title = {name: get_corpus(name).title for name in corpus_names()}
+            print(f"cross-corpus: run trained on {title.get(cross['train_corpus'], cross['train_corpus'])}, "
+                  f"scored on {title.get(cross['target_corpus'], cross['target_corpus'])} "
+                  f"over the {len(cross['shared_labels'])} labels both share ({', '.join(cross['shared_labels'])})"
+                  f"{left}")
+            if cross.get("rule"):
+                print(f"decision: {cross['rule']}")
         print(f"accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['f1_macro']:.3f}  n={m['n']}")
+        if cross and cross.get("unrestricted"):
+            u = cross["unrestricted"]
+            called = ", ".join(f"{k} {v}" for k, v in u["predicted_absent"].items())
+            print(f"unrestricted (arg-max over all {len(u['columns'])} labels): accuracy {u['accuracy']:.3f}  "
+                  f"UAR {u['uar']:.3f}  macro-F1 {u['f1_macro']:.3f}; clips called {called}")
         width = max(len(label) for label in m["labels"])
         print(" " * (width + 2) + " ".join(f"{label[:5]:>5}" for label in m["labels"]))
         for label, row in zip(m["labels"], m["confusion"]):
@@ -177,8 +216,14 @@ def _cmd_predict(args) -> int:
     import_keras()   # TensorFlow's native start-up lines stay off the terminal
     from .predict import predict_paths
 
+    from .datasets import label_from_name
+
     with _OneLineWarnings("predict"):
         results = predict_paths(args.run_dir, args.paths)
+    for r in results:     # a RAVDESS or EmoDB file name says the intended emotion: shown beside the guess
+        named = label_from_name(r["path"])
+        if named is not None:
+            r["from_name"] = named
     failed = [r for r in results if "error" in r]
     for r in results:
         if "error" in r:
@@ -195,7 +240,9 @@ def _cmd_predict(args) -> int:
                 print(f"{r['path']}: {r['status']}  ({r['reason']})")
                 continue
             top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            print(f"{r['path']}: {r['label']}  (" + ", ".join(f"{k} {v:.2f}" for k, v in top) + ")")
+            named = (f"  [name: {r['from_name']['emotion']}, {r['from_name']['speaker']}]"
+                     if r.get("from_name") else "")
+            print(f"{r['path']}: {r['label']}  (" + ", ".join(f"{k} {v:.2f}" for k, v in top) + ")" + named)
     return 1 if failed else 0
 
 
@@ -222,15 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true",
                         help="show only warnings and errors on stderr (no progress messages or bars)")
 
-    s = sub.add_parser("index", parents=[common], help="list the RAVDESS clips in a folder")
+    corpus_help = ("the folder's corpus: ravdess or emodb (default: detected from the file names, "
+                   "RAVDESS 03-01-05-02-01-02-12.wav, EmoDB 03a01Fa.wav)")
+    s = sub.add_parser("index", parents=[common], help="list the RAVDESS (or EmoDB) clips in a folder")
     s.add_argument("data_dir")
+    s.add_argument("--corpus", help=corpus_help)
     s.add_argument("--csv", help="write one row per clip to this CSV file")
     s.set_defaults(func=_cmd_index)
 
-    s = sub.add_parser("download", parents=[common], help="download the official RAVDESS speech zip (Zenodo 1188976)")
-    s.add_argument("--dest", help="folder to unpack into (default: $SERLIB_CACHE_DIR/ravdess)")
+    s = sub.add_parser("download", parents=[common], help="download the official RAVDESS speech zip (Zenodo 1188976) "
+                                                          "or, with --corpus emodb, the Berlin EmoDB archive")
+    s.add_argument("--corpus", default=None, help="ravdess (default) or emodb (the authors' download.zip, "
+                                                  "about 40 MB, unpacked to $SERLIB_CACHE_DIR/emodb)")
+    s.add_argument("--dest", help="folder to unpack into (default: $SERLIB_CACHE_DIR/ravdess or .../emodb)")
     s.add_argument("--url", help="download from this mirror instead of Zenodo")
-    s.add_argument("--md5", help="expected MD5 of the archive at --url (default: the Zenodo checksum)")
+    s.add_argument("--md5", help="expected MD5 of the archive at --url (default: the Zenodo checksum; "
+                                 "EmoDB has none published)")
     s.add_argument("--encoder", action="store_true",
                    help="fetch the pretrained voice encoder's weights instead (resemblyzer 0.1.4 from PyPI, "
                         "15.7 MB, once; serlib.voice_encoder)")
@@ -261,9 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--no-song", action="store_true", help="train on speech only")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("evaluate", parents=[common], help="score a trained run on every clip of a folder")
+    s = sub.add_parser("evaluate", parents=[common], help="score a trained run on every clip of a folder "
+                                                          "(another corpus: over the emotions both share)")
     s.add_argument("run_dir")
     s.add_argument("--data", required=True)
+    s.add_argument("--corpus", help=corpus_help)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_evaluate)
 

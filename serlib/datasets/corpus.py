@@ -12,7 +12,9 @@
    a number about synthetic voices, not about RAVDESS.
 
 The result is a :class:`Corpus`: the folder, where it came from, and the one-row-per-clip
-index of :func:`~serlib.datasets.ravdess.index_ravdess`. Explained in the chapter "The data".
+index of :func:`~serlib.datasets.adapters.index_folder`. A folder you pass may hold another
+registered corpus (EmoDB): its kind is detected from the file names, or named with
+``corpus="emodb"``. Explained in the chapter "The data".
 """
 from __future__ import annotations
 
@@ -26,10 +28,13 @@ from ..config import cache_dir, env_path, shared_data_root
 from ..errors import ConfigError, DataError
 from ..log import get_logger, info
 from .download import completed_download, download_ravdess
-from .ravdess import EMOTIONS, index_ravdess
+from .adapters import corpus_names, detect_corpus, get_corpus, index_folder, ordered_emotions
+from .ravdess import index_ravdess
 from .standin import is_standin, make_standin_corpus
 
-SOURCES = ("ravdess", "download", "synthetic")
+#: Where a corpus came from: a folder of a registered corpus's real clips (its name), serlib's
+#: download of one, or the synthetic stand-in.
+SOURCES = ("ravdess", "emodb", "download", "synthetic")
 
 #: Actors kept by :meth:`Corpus.quick_subset`: four women and four men spread over the
 #: corpus, including 19 and 20, the test speakers the book holds out.
@@ -61,16 +66,22 @@ def _signature(root: Path) -> tuple:
     return tuple(stats)
 
 
-def _cached_index(root: Path) -> pd.DataFrame:
-    """``index_ravdess(root)``, remembered in memory until the folder changes."""
+def _index(root: Path, corpus: str | None) -> pd.DataFrame:
+    name = corpus or detect_corpus(root).name
+    return index_ravdess(root) if name == "ravdess" else index_folder(root, name)
+
+
+def _cached_index(root: Path, corpus: str | None = None) -> pd.DataFrame:
+    """The folder's index (:func:`index_ravdess` or the ``corpus``'s, detected when ``None``),
+    remembered in memory until the folder changes."""
     if not root.is_dir():
-        return index_ravdess(root)   # raises the one-line DataError for a missing folder
-    key = str(root.resolve())
+        return index_folder(root, corpus)   # raises the one-line DataError for a missing folder
+    key = (str(root.resolve()), corpus)
     signature = _signature(root)
     hit = _INDEX_CACHE.get(key)
     if hit is not None and hit[0] == signature:
         return hit[1].copy()
-    df = index_ravdess(root)
+    df = _index(root, corpus)
     _INDEX_CACHE[key] = (signature, df)
     return df.copy()
 
@@ -87,9 +98,10 @@ def clear_index_cache() -> None:
 class Corpus:
     """A speech corpus: its folder, where it came from, and one row per clip.
 
-    ``source`` is ``"ravdess"`` (a folder of real RAVDESS clips), ``"download"`` (the
-    official archive downloaded by serlib) or ``"synthetic"`` (the stand-in corpus).
-    ``note`` records any subsetting. Explained in the chapter "The data".
+    ``source`` is ``"ravdess"`` (a folder of real RAVDESS clips), ``"emodb"`` (a folder of
+    EmoDB clips), ``"download"`` (an official archive downloaded by serlib) or
+    ``"synthetic"`` (the stand-in corpus). :attr:`kind` says which corpus the clips are
+    from. ``note`` records any subsetting. Explained in the chapter "The data".
     """
 
     root: Path
@@ -111,6 +123,15 @@ class Corpus:
         return self.source == "synthetic"
 
     @property
+    def kind(self) -> str:
+        """The corpus the clips come from: "ravdess" (also the RAVDESS-shaped stand-in),
+        "emodb", ... ("mixed" for an index that joins several)."""
+        if "corpus" not in self.index.columns:
+            return "ravdess"
+        kinds = sorted(set(self.index["corpus"].dropna()))
+        return kinds[0] if len(kinds) == 1 else "mixed" if kinds else "ravdess"
+
+    @property
     def paths(self) -> list[str]:
         """The clip paths, in index order."""
         return self.index["path"].tolist()
@@ -123,13 +144,17 @@ class Corpus:
         """
         df = self.index
         genders = df.drop_duplicates("actor")["gender"].value_counts()
-        counts = (f"{len(df):,} clips, {df['actor'].nunique()} actors "
+        kind = self.kind
+        adapter = get_corpus(kind) if kind in corpus_names() else None
+        word = adapter.speaker_word if adapter else "actors"
+        counts = (f"{len(df):,} clips, {df['actor'].nunique()} {word} "
                   f"({genders.get('female', 0)} female, {genders.get('male', 0)} male), "
                   f"{df['emotion'].nunique()} emotions")
         note = f" [{self.note}]" if self.note else ""
         if self.synthetic:
             return f"SYNTHETIC STAND-IN CORPUS — results are not RAVDESS results — {self.root} — {counts}{note}"
-        what = "RAVDESS (downloaded)" if self.source == "download" else "RAVDESS"
+        title = adapter.title if adapter else kind
+        what = f"{title} (downloaded)" if self.source == "download" else title
         return f"{what} — {self.root} — {counts}{note}"
 
     def subset(self, actors=None, emotions=None, vocal_channel=None, *, intensity=None, gender=None,
@@ -176,8 +201,9 @@ class Corpus:
         present = sorted(int(a) for a in self.index["actor"].unique())
         actors = [a for a in QUICK_ACTORS if a in present]
         if len(actors) < min(len(QUICK_ACTORS), len(present)):
-            men = [a for a in present if a % 2 == 1]
-            women = [a for a in present if a % 2 == 0]
+            gender = dict(zip(self.index["actor"].astype(int), self.index["gender"]))
+            men = [a for a in present if gender[a] == "male"]
+            women = [a for a in present if gender[a] != "male"]
             actors = []
             for m, w in zip(men + [None] * len(women), women + [None] * len(men)):
                 actors += [a for a in (m, w) if a is not None]
@@ -185,21 +211,26 @@ class Corpus:
         df = self.index
         keep = (df["actor"].isin(actors) & (df["repetition"] == 1)
                 & ((df["intensity"] == "strong") | (df["emotion"] == "neutral")))
+        if df["intensity"].isna().all():   # a corpus without intensity levels (EmoDB): first take of each
+            first = ~df.duplicated(["actor", "statement", "emotion"])
+            keep = df["actor"].isin(actors) & first
         sub = df[keep.to_numpy()].reset_index(drop=True)
         if sub.empty:   # nothing strong at repetition 1 (an unusual subset): keep it whole
             return self
-        note = "; ".join(n for n in (self.note, f"quick subset: actors {','.join(map(str, actors))}, "
-                                                 "strong + neutral, repetition 1") if n)
+        what = ("first take of each text and emotion" if df["intensity"].isna().all()
+                else "strong + neutral, repetition 1")
+        note = "; ".join(n for n in (self.note, f"quick subset: actors {','.join(map(str, actors))}, {what}") if n)
         return replace(self, index=sub, note=note)
 
     def classes(self, task: str = "emotion") -> list[str]:
-        """Class names for ``task`` present in this corpus, in RAVDESS order for emotions.
+        """Class names for ``task`` present in this corpus, in RAVDESS order for emotions
+        (a corpus's own emotions, such as EmoDB's boredom, after them).
 
         Explained in the chapter "The data".
         """
         values = set(self.index[_task_column(task)])
         if task == "emotion":
-            return [e for e in EMOTIONS if e in values]
+            return ordered_emotions(values)
         return sorted(values)
 
     def labels(self, task: str = "emotion") -> np.ndarray:
@@ -216,18 +247,19 @@ def _task_column(task: str) -> str:
     return task
 
 
-def _source_of(root: Path) -> str:
+def _source_of(root: Path, index: pd.DataFrame) -> str:
     if is_standin(root):
         return "synthetic"
     if completed_download(root):
         return "download"
-    return "ravdess"
+    kinds = set(index["corpus"].dropna()) if "corpus" in index.columns else set()
+    return kinds.pop() if len(kinds) == 1 and next(iter(kinds)) in SOURCES else "ravdess"
 
 
-def _make(root: Path, source: str | None = None, *, verbose: bool) -> Corpus:
+def _make(root: Path, source: str | None = None, *, verbose: bool, corpus: str | None = None) -> Corpus:
     root = Path(root).expanduser()
-    source = source or _source_of(root)
-    corpus = Corpus(root=root, source=source, index=_cached_index(root))
+    index = _cached_index(root, corpus)
+    corpus = Corpus(root=root, source=source or _source_of(root, index), index=index)
     if corpus.synthetic:
         key = str(root.resolve())
         if key not in _WARNED:          # the loud warning once per process and folder
@@ -237,7 +269,8 @@ def _make(root: Path, source: str | None = None, *, verbose: bool) -> Corpus:
     return corpus
 
 
-def load_corpus(path=None, *, allow_download: bool = False, verbose: bool = True) -> Corpus:
+def load_corpus(path=None, *, corpus: str | None = None, allow_download: bool = False,
+                verbose: bool = True) -> Corpus:
     """The corpus a chapter should use, found as described in :mod:`serlib.datasets.corpus`.
 
     ``path`` (a folder of RAVDESS clips) wins; then ``$SERLIB_DATA_DIR`` (an error if it
@@ -245,15 +278,19 @@ def load_corpus(path=None, *, allow_download: bool = False, verbose: bool = True
     development copy; then a finished download in the cache; then, with
     ``allow_download``, a fresh download; and last the synthetic stand-in, announced by a
     loud multi-line warning (logged at WARNING through :mod:`serlib.log`, once per process
-    and folder). ``verbose`` logs the one-line :meth:`Corpus.banner` at INFO. Indexes are
+    and folder). ``corpus`` ("ravdess", "emodb") names the corpus of a folder you pass;
+    by default it is detected from the file names (:func:`~serlib.datasets.adapters.detect_corpus`).
+    ``verbose`` logs the one-line :meth:`Corpus.banner` at INFO. Indexes are
     remembered in memory per folder, so repeated calls are cheap. Explained in the chapter "The data".
     """
+    if corpus is not None:
+        corpus = get_corpus(corpus).name       # an unknown name: one line, before any work
     if path is not None:
-        return _make(Path(path), verbose=verbose)
+        return _make(Path(path), verbose=verbose, corpus=corpus)
     root = env_path("SERLIB_DATA_DIR", folder=True, error=DataError,
                     hint="fix or unset the variable (it should hold Actor_01/ … or the .wav/.flac files)")
     if root is not None:
-        return _make(root, verbose=verbose)
+        return _make(root, verbose=verbose, corpus=corpus)
     shared = shared_data_root()
     if shared is not None and (shared / "ravdess").is_dir():
         return _make(shared / "ravdess", "ravdess", verbose=verbose)

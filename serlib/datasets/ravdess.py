@@ -10,24 +10,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audio import MIN_DURATION, audio_info
-from ..errors import AudioError, DataError
-from ..log import get_logger
-from ..storage import file_blake2b
+from .adapters import AUDIO_SUFFIXES, COLUMNS, EMOTIONS, CorpusAdapter, index_folder, register_corpus
+from .adapters import summarize as summarize_index
 
-log = get_logger(__name__)
-
-EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+__all__ = ["EMOTIONS", "SONG_EMOTIONS", "AUDIO_SUFFIXES", "COLUMNS", "RAVDESS", "parse_name", "index_ravdess",
+           "summarize"]
 #: The six emotions of RAVDESS song (no disgust, no surprised).
 SONG_EMOTIONS = EMOTIONS[:6]
 MODALITIES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}
 INTENSITIES = {1: "normal", 2: "strong"}
 STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
-AUDIO_SUFFIXES = {".wav", ".flac"}
-
-COLUMNS = ["path", "actor", "gender", "emotion", "intensity", "statement", "repetition",
-           "vocal_channel", "modality", "sample_rate", "channels", "duration", "content_id"]
 
 
 def parse_name(name: str) -> dict:
@@ -61,19 +54,11 @@ def parse_name(name: str) -> dict:
     }
 
 
-def _hidden(relative: Path) -> bool:
-    """Hidden files and folders (``._x.wav`` from macOS, ``.partial`` work folders, ``__MACOSX``)."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
-
-
-def _content_id(path: Path) -> str:
-    return file_blake2b(path, digest_size=10)
-
-
 def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFrame:
     """Index every RAVDESS clip under ``folder`` (``Actor_XX/`` subfolders or flat).
 
-    One row per readable clip with the columns in :data:`COLUMNS`, sorted by path.
+    One row per readable clip with the columns in :data:`~serlib.datasets.adapters.COLUMNS`
+    (``corpus`` "ravdess", ``speaker`` "ravdess01" …), sorted by path.
     ``content_id`` is a hash of the file's bytes, so byte-identical recordings (the
     Actor_07 pair) can be kept on one side of every split. Files whose names are not
     RAVDESS names, or that cannot be read or are too short to analyse, are skipped with
@@ -82,55 +67,18 @@ def index_ravdess(folder, *, warn=None, content_ids: bool = True) -> pd.DataFram
     hidden files and folders (``._*`` macOS litter, ``__MACOSX``, serlib's own temporary
     ``.name.*.partial`` folders) are ignored.
     Raises :class:`~serlib.errors.DataError` when the folder is missing or holds no
-    usable clip. Explained in the chapter "The data".
+    usable clip. :func:`~serlib.datasets.adapters.index_folder` does the work for any
+    registered corpus. Explained in the chapter "The data".
     """
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; pass the folder that holds Actor_01/ … or the .wav/.flac files "
-                        "(or run `serlib download`)")
-    if warn is None:
-        def warn(line):
-            log.warning("warning: %s", line)
-    rows, skipped = [], 0
-    candidates = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-                        and not _hidden(p.relative_to(folder)))
-    for path in candidates:
-        try:
-            row = parse_name(path.name)
-        except ValueError as error:
-            warn(f"skipping {path}: {error}")
-            skipped += 1
-            continue
-        try:
-            row.update(audio_info(path))
-        except AudioError as error:
-            warn(f"skipping {path}: {error.reason}")
-            skipped += 1
-            continue
-        if row["duration"] < MIN_DURATION:
-            warn(f"skipping {path}: too short ({1000 * row['duration']:.1f} ms, need at least "
-                 f"{1000 * MIN_DURATION:.0f} ms)")
-            skipped += 1
-            continue
-        row["path"] = str(path)
-        row["content_id"] = _content_id(path) if content_ids else ""
-        rows.append(row)
-    if skipped:
-        warn(f"indexed {len(rows)} clips, skipped {skipped} file(s) under {folder} (see the lines above)")
-    if not rows:
-        raise DataError(f"{folder}: no readable RAVDESS clips (.wav/.flac named like 03-01-05-02-01-02-12.wav); "
-                        "point to the unpacked Audio_Speech_Actors_01-24 folder or run `serlib download`")
-    df = pd.DataFrame(rows)[COLUMNS].sort_values("path").reset_index(drop=True)
-    return df
+    return index_folder(folder, RAVDESS, warn=warn, content_ids=content_ids)
+
+
+RAVDESS = register_corpus(CorpusAdapter(
+    name="ravdess", title="RAVDESS", parse=parse_name, emotions=tuple(EMOTIONS),
+    example="03-01-05-02-01-02-12.wav", folder="the folder that holds Actor_01/ … or the .wav/.flac files",
+    hint="point to the unpacked Audio_Speech_Actors_01-24 folder or run `serlib download`"))
 
 
 def summarize(df: pd.DataFrame) -> dict:
     """Counts by emotion, actor and gender, as ``serlib index`` prints them."""
-    return {
-        "clips": len(df),
-        "emotion": df["emotion"].value_counts().reindex([e for e in EMOTIONS if e in set(df["emotion"])]).to_dict(),
-        "actor": df["actor"].value_counts().sort_index().to_dict(),
-        "gender": df["gender"].value_counts().sort_index().to_dict(),
-        "stereo": int((df["channels"] > 1).sum()),
-        "sample_rates": sorted(int(s) for s in df["sample_rate"].unique()),
-    }
+    return summarize_index(df)

@@ -1,0 +1,76 @@
+"""Scoring a run on another corpus: only the emotions both corpora share.
+
+A model trained on RAVDESS knows eight emotions; EmoDB has seven, of which six are
+RAVDESS's (neutral, happy, sad, angry, fearful, disgust) and one is its own (boredom).
+Scored on EmoDB, such a model can only be judged on the six shared emotions (454 of the 535
+clips; the boredom clips are left out), and it can still answer calm or surprised, labels
+the target corpus does not have. serlib's rule:
+
+* **restricted** (the headline numbers): the decision is the arg-max over the shared
+  labels only — the probabilities of labels the target corpus lacks are set aside and the
+  rest renormalised — as a user who knows the target's label set would decide. Accuracy,
+  UAR and the confusion matrix are over the shared labels.
+* **unrestricted** (reported beside it): the run's own arg-max over all its labels; a clip
+  it calls calm or surprised counts as an error. The counts of such predictions are
+  reported, so the cost of the foreign labels is visible.
+
+Explained in the chapter "Beyond the reports".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .datasets.adapters import corpus_names, get_corpus
+from .metrics import classification_report
+
+__all__ = ["run_corpus", "target_labels", "shared_scores"]
+
+
+def run_corpus(info: dict) -> str:
+    """The corpus a run was trained on, from its ``run.json`` (``data.corpus``; runs that do
+    not record it were trained on RAVDESS or its RAVDESS-shaped stand-in). Explained in the
+    chapter "Beyond the reports".
+    """
+    data = info.get("data") or {}
+    return str(data.get("corpus") or "ravdess")
+
+
+def target_labels(corpus: str, task: str) -> list[str] | None:
+    """Every label the corpus ``corpus`` can have for ``task`` (its emotions), or None when
+    unknown (a mixed index, or a task other than emotion). Explained in "Beyond the reports".
+    """
+    if task != "emotion" or corpus not in corpus_names():
+        return None
+    return list(get_corpus(corpus).emotions)
+
+
+def shared_scores(y: np.ndarray, proba: np.ndarray, labels: list[str], shared: list[str]) -> tuple[dict, dict]:
+    """(restricted report, unrestricted summary) of clips whose true labels are all in ``shared``.
+
+    ``y`` indexes ``labels`` (the run's labels); ``proba`` has one column per run label.
+    The restricted report is :func:`serlib.metrics.classification_report` over ``shared``
+    with the arg-max taken over those columns only, plus ``predicted`` (label per clip).
+    The unrestricted summary holds accuracy, UAR and macro-F1 of the run's own arg-max, the
+    confusion matrix with rows = shared labels and columns = all run labels,
+    ``predicted_absent`` (clips called each label the target lacks) and ``predicted``.
+    Explained in the chapter "Beyond the reports".
+    """
+    columns = [labels.index(label) for label in shared]
+    remap = {old: new for new, old in enumerate(columns)}
+    y_shared = np.array([remap[int(v)] for v in y], dtype=np.int64)
+    sub = np.asarray(proba, dtype=np.float64)[:, columns]
+    sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
+    restricted = classification_report(y_shared, sub, shared)
+    restricted["predicted"] = [shared[i] for i in np.argmax(sub, axis=1)]
+    full = classification_report(y, proba, labels)
+    absent = [label for label in labels if label not in shared]
+    raw = np.argmax(proba, axis=1)
+    unrestricted = {
+        "rule": "arg-max over all of the run's labels",
+        "accuracy": full["accuracy"], "uar": full["uar"], "f1_macro": full["f1_macro"], "n": full["n"],
+        "rows": list(shared), "columns": list(labels),
+        "confusion": [full["confusion"][labels.index(label)] for label in shared],
+        "predicted_absent": {label: int(np.sum(raw == labels.index(label))) for label in absent},
+        "predicted": [labels[i] for i in raw],
+    }
+    return restricted, unrestricted
