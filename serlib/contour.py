@@ -18,7 +18,7 @@ That is ``N_SEGMENTS * (3 + N_MFCC)`` numbers, computed from the frame tracks th
 RAVDESS speakers all say one of two sentences, so equal stretches line up roughly with the
 same words; on free speech the contour is a coarser but still meaningful summary.
 ``benchmarks/results/recommended_tuning.json`` records what it adds to the regression.
-Explained in the chapter "Beyond the reports".
+Explained in the chapter "A second opinion".
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ ROWS = ("log_f0", "log_rms", "loud_share", *(f"mfcc{i}" for i in range(N_MFCC)))
 def contour_names() -> list[str]:
     """Column names of :func:`contour`, in order: segment by segment, :data:`ROWS` in each.
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     return [f"contour{s}_{row}" for s in range(N_SEGMENTS) for row in ROWS]
 

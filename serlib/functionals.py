@@ -34,7 +34,7 @@ warning line. RAVDESS clips (3 to 6 s) are never cut.
 :func:`functionals` extracts the vectors for many files with a progress bar;
 :func:`functional_names` names every column. ``benchmarks/fusion.py`` measures what a
 logistic regression on them adds to the recommended network. Explained in the chapter
-"Beyond the reports".
+"A second opinion".
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _descriptor_names() -> list[str]:
 def functional_names() -> list[str]:
     """Column names of :func:`utterance_functionals`, in order.
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     from .contour import contour_names
     from .voice_encoder import encoder_names
@@ -84,7 +84,7 @@ def functional_blocks() -> dict[str, slice]:
     contour, voice encoder.
 
     ``benchmarks/fusion.py`` drops the voice-quality block to measure what it adds.
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     from .contour import contour_names
     from .voice_quality import ALL_ROWS, SCALARS, VOICED_ROWS
@@ -129,14 +129,14 @@ def utterance_functionals(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """One vector of clip statistics (length ``len(functional_names())``) for signal ``y``.
 
     ``y`` is cut to its first :data:`MAX_ANALYSIS_SECONDS`, resampled to 16 kHz when ``sr``
-    differs and trimmed of leading and trailing silence. Explained in the chapter "Beyond the reports".
+    differs and trimmed of leading and trailing silence. Explained in the chapter "A second opinion".
     """
     return many_functionals([y], sr)[0]
 
 
 def many_functionals(signals, sr: int = SR) -> np.ndarray:
     """:func:`utterance_functionals` of each signal in ``signals``, as ``(n, d)``; the voice
-    encoder reads all of them in one batch. Explained in the chapter "Beyond the reports".
+    encoder reads all of them in one batch. Explained in the chapter "A second opinion".
     """
     from .voice_encoder import encoder_features_many
 
@@ -207,7 +207,7 @@ def speed_functionals(y: np.ndarray, sr: int = SR, speeds=(1.0,)) -> np.ndarray:
 
     Speed 1 is the clip as it is; others are :func:`serlib.augment.speed_perturb` copies.
     A fused run that scores its regression at several speeds takes this per clip
-    (``speeds=run.functional_speeds``). Explained in the chapter "Beyond the reports".
+    (``speeds=run.functional_speeds``). Explained in the chapter "A second opinion".
     """
     from .augment import speed_perturb
 
@@ -228,7 +228,7 @@ def functionals(paths, *, n_jobs: int = 1, progress: bool = True, speed: float =
     than 1 describes a speed-perturbed copy of each clip instead
     (:func:`serlib.augment.speed_perturb`). ``speeds`` (e.g. ``run.functional_speeds``)
     describes each clip at every one of those speeds and returns ``(n, len(speeds), d)``
-    (:func:`speed_functionals`). Explained in the chapter "Beyond the reports".
+    (:func:`speed_functionals`). Explained in the chapter "A second opinion".
     """
     from joblib import Parallel, delayed
     from tqdm import tqdm

@@ -30,7 +30,7 @@ probabilities over the versions (:func:`speeds`, :func:`linear_log_proba` of an
 itself. ``benchmarks/results/recommended_tuning.json`` records what it adds.
 
 The regression is stored beside the Keras model in the run folder (``functionals.npz``) as
-plain arrays, so prediction needs NumPy only. Explained in the chapter "Beyond the reports".
+plain arrays, so prediction needs NumPy only. Explained in the chapter "A second opinion".
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def fit_linear(F: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, weight
     ``y`` for ``uniform_prior``; ``weight``, ``uniform_prior`` and ``pooling`` are kept for
     :func:`fuse`. ``speed_copies`` is only recorded: the caller stacks the copies' rows into
     ``F`` and ``y`` (as :func:`serlib.training.fit_split` does). ``score_speed_copies`` is
-    recorded for :func:`speeds`. Explained in the chapter "Beyond the reports".
+    recorded for :func:`speeds`. Explained in the chapter "A second opinion".
     """
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
@@ -81,7 +81,7 @@ def speeds(params: dict | None) -> tuple:
     ``(1.0, *speed_copies)`` when it scores its speed copies too (``None``: no regression).
 
     :func:`serlib.functionals.functionals` and :func:`serlib.functionals.speed_functionals`
-    take it as ``speeds=``. Explained in the chapter "Beyond the reports".
+    take it as ``speeds=``. Explained in the chapter "A second opinion".
     """
     if params is None or not params.get("score_speed_copies"):
         return (1.0,)
@@ -93,7 +93,7 @@ def linear_log_proba(params: dict, F: np.ndarray) -> np.ndarray:
 
     ``F`` of shape ``(n, versions, d)`` (a clip described at several :func:`speeds`) gets
     the average of each version's log probabilities, renormalised. Classes absent from
-    training get ``-inf``. Explained in the chapter "Beyond the reports".
+    training get ``-inf``. Explained in the chapter "A second opinion".
     """
     F = np.asarray(F, dtype=np.float64)
     if F.ndim == 3:
@@ -113,7 +113,7 @@ def linear_log_proba(params: dict, F: np.ndarray) -> np.ndarray:
 def linear_proba(params: dict, F: np.ndarray) -> np.ndarray:
     """Class probabilities of the stored regression for functionals ``F`` ``(n, d)``.
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     return np.exp(linear_log_proba(params, F))
 
@@ -124,7 +124,7 @@ def fuse(params: dict, network: np.ndarray, F: np.ndarray) -> np.ndarray:
     ``weight * network + (1 - weight) * linear`` by default; with ``pooling="geometric"``
     :func:`geometric_pool` of the two. With ``uniform_prior`` they are then divided by the
     training prior and renormalised (a class absent from training keeps probability 0).
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     wanted = len(speeds(params))
     shape = np.shape(F)
@@ -148,7 +148,7 @@ def geometric_pool(network: np.ndarray, linear_log: np.ndarray, weight: float) -
 
     ``linear_log`` holds log probabilities (``-inf`` for impossible classes). The network's
     probabilities are floored at 1e-30 so that one that underflowed to 0 in float32 does
-    not veto its class. Explained in the chapter "Beyond the reports".
+    not veto its class. Explained in the chapter "A second opinion".
     """
     w = float(weight)
     log_p = w * np.log(np.maximum(np.asarray(network, dtype=np.float64), 1e-30)) + (1 - w) * linear_log
@@ -172,14 +172,14 @@ def uniform_prior(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
 def save(params: dict, path) -> None:
     """Write the regression's arrays to ``path`` (``.npz``), atomically (:mod:`serlib.storage`).
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     arrays = {k: np.asarray(v) for k, v in params.items()}
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load(path) -> dict:
-    """Read what :func:`save` wrote. Explained in the chapter "Beyond the reports"."""
+    """Read what :func:`save` wrote. Explained in the chapter "A second opinion"."""
     try:
         with np.load(path, allow_pickle=False) as data:   # never unpickled (serlib.runs.check_arrays)
             params = {k: data[k] for k in data.files}

@@ -4,7 +4,7 @@ A model entry that fuses its network with a regression on clip functionals carri
 small dict of settings; :func:`check_settings` validates it and fills in the defaults.
 It lives below both :mod:`serlib.models.registry` (which checks an entry's settings when
 it is registered) and :mod:`serlib.fusion` (which uses them), so the registry does not
-depend on the fusion code. Explained in the chapter "Beyond the reports".
+depend on the fusion code. Explained in the chapter "A second opinion".
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def speed_factors(values, what: str) -> tuple:
     """``values`` as a tuple of speed factors (floats between 0.5 and 2, none equal to 1).
 
     Raises :class:`~serlib.errors.ConfigError` naming ``what`` otherwise. Explained in the
-    chapter "Beyond the reports".
+    chapter "A second opinion".
     """
     try:
         copies = tuple(float(f) for f in (values or ()))
@@ -39,7 +39,7 @@ def check_settings(settings) -> dict | None:
     the regression's inverse L2 strength (0.01); ``uniform_prior`` (False); ``pooling``
     (``arithmetic`` or ``geometric``); ``speed_copies`` (speed factors, ``()``);
     ``score_speed_copies`` (False; True needs ``speed_copies``). Anything else raises
-    :class:`~serlib.errors.ConfigError` in one line. Explained in the chapter "Beyond the reports".
+    :class:`~serlib.errors.ConfigError` in one line. Explained in the chapter "A second opinion".
     """
     if settings is None:
         return None

@@ -23,7 +23,7 @@ raised to -30 dBFS, 40-band mel power spectra with a 25 ms window every 10 ms, c
 1.6 s windows that start every 0.77 s.
 :func:`encoder_features` returns the mean and standard deviation of each layer's hidden
 state over the clip (1,536 numbers); :mod:`serlib.functionals` appends them to its
-vector. Explained in the chapter "Beyond the reports".
+vector. Explained in the chapter "A second opinion".
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ _HINT = (f"run `pip install --no-deps {PACKAGE}` (or set SERLIB_ENCODER_WEIGHTS 
 def encoder_names() -> list[str]:
     """Names of :func:`encoder_features`' columns: ``enc{layer}_{mean|std}{unit}``.
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     return [f"enc{layer}_{stat}{unit}" for layer in range(1, N_LAYERS + 1)
             for stat in ("mean", "std") for unit in range(HIDDEN)]
@@ -136,7 +136,7 @@ def fetch_weights(dest: Path | None = None, *, quiet: bool = False) -> Path:
 
     Runs ``pip download --no-deps resemblyzer==0.1.4`` into a temporary folder, takes the
     weights file out of the wheel, checks its SHA-256 and moves it into place in one step,
-    so an interrupted fetch leaves nothing behind. Explained in the chapter "Beyond the reports".
+    so an interrupted fetch leaves nothing behind. Explained in the chapter "A second opinion".
     """
     import subprocess
     import tempfile
@@ -181,7 +181,7 @@ def weights_path(fetch: bool = True) -> Path:
     """Where the encoder's weights are: ``$SERLIB_ENCODER_WEIGHTS``, an installed
     ``resemblyzer`` package, serlib's cache, or (``fetch``) a fresh download
     (:func:`fetch_weights`). Whichever it is, :func:`load_encoder` checks its SHA-256
-    before reading it. Explained in the chapter "Beyond the reports".
+    before reading it. Explained in the chapter "A second opinion".
     """
     path = env_path("SERLIB_ENCODER_WEIGHTS", folder=False, error=SerlibError,
                     hint="point it at resemblyzer's pretrained.pt or unset it")
@@ -310,7 +310,7 @@ def read_checkpoint(path, expected_sha256: str | None = SHA256) -> dict:
     read by an unpickler that accepts only numbers, strings, containers and tensors, so
     even an unchecked file cannot run code; a tensor that reaches outside its storage is
     refused too. Any problem is a one-line :class:`~serlib.errors.SerlibError` naming the
-    file and what to do. Explained in the chapter "Beyond the reports".
+    file and what to do. Explained in the chapter "A second opinion".
     """
     path = Path(path)
     data = _read_bounded(path)
@@ -382,7 +382,7 @@ def load_encoder(path=None) -> tuple:
     read once (:func:`weights_path` when ``path`` is None). Only the genuine file is read:
     one whose SHA-256 is not :data:`SHA256` is refused with a one-line
     :class:`~serlib.errors.SerlibError` before anything in it is parsed (see
-    :func:`read_checkpoint`). Explained in the chapter "Beyond the reports".
+    :func:`read_checkpoint`). Explained in the chapter "A second opinion".
     """
     return _layers(str(path if path is not None else weights_path()))
 
@@ -392,7 +392,7 @@ def lstm_layer(x: np.ndarray, w_in: np.ndarray, w_rec: np.ndarray, bias: np.ndar
 
     The four gates come in PyTorch's (and Keras') order: input, forget, candidate, output;
     ``w_in`` is (features, 4 units), ``w_rec`` (units, 4 units). Explained in the chapter
-    "Beyond the reports".
+    "A second opinion".
     """
     units = w_rec.shape[0]
     batch, steps, _ = x.shape
@@ -421,7 +421,7 @@ def encoder_windows(y: np.ndarray, sr: int = SR) -> tuple[np.ndarray, np.ndarray
     """The encoder's input for signal ``y``: ``(windows, 160, 40)`` mel power spectra and a
     ``(windows, 160)`` mask of the frames that hold the clip (not padding).
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     import librosa
 
@@ -451,7 +451,7 @@ def encoder_states(y: np.ndarray, sr: int = SR, layers=None) -> tuple[list[np.nd
     """The hidden states of every encoder layer for ``y``: a list of three
     ``(windows, 160, 256)`` arrays, and the mask of :func:`encoder_windows`.
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     windows, mask = encoder_windows(y, sr)
     states, x = [], windows
@@ -465,7 +465,7 @@ def encoder_features_many(signals, sr: int = SR, layers=None, batch: int = 256) 
     """:func:`encoder_features` of every signal in ``signals``, as ``(n, 1536)``.
 
     The windows of all clips go through the LSTM together, ``batch`` at a time, which is
-    many times faster than one clip after another. Explained in the chapter "Beyond the reports".
+    many times faster than one clip after another. Explained in the chapter "A second opinion".
     """
     layers = layers if layers is not None else load_encoder()
     prepared = [encoder_windows(y, sr) for y in signals]
@@ -496,6 +496,6 @@ def encoder_features(y: np.ndarray, sr: int = SR, layers=None) -> np.ndarray:
     """Mean and standard deviation of each encoder layer's hidden state over the clip's
     frames (all windows, padding excluded): 1,536 numbers named by :func:`encoder_names`.
 
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "A second opinion".
     """
     return encoder_features_many([y], sr, layers)[0]

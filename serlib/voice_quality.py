@@ -19,7 +19,7 @@ also use. This module computes its own versions with NumPy and SciPy, at 16 kHz:
 The harmonic and formant descriptors are taken over voiced frames only (frames loud enough
 and periodic enough: autocorrelation above :data:`VOICED_R`). :func:`voice_quality` returns
 the frame rows and the clip scalars; :mod:`serlib.functionals` summarises the rows by the
-same statistics as its other descriptors. Explained in the chapter "Beyond the reports".
+same statistics as its other descriptors. Explained in the chapter "A second opinion".
 """
 from __future__ import annotations
 
