@@ -171,19 +171,22 @@ _PANKRATZ_NOTES = (
 )
 
 
-def _pankratz(input_shape, n_classes, *, dropout: float, name: str):
+def _pankratz(input_shape, n_classes, *, dropout: float, name: str, activation: str = "relu", pool: int = 5):
+    """Report 004's network; ``activation`` ("relu" or "leaky_relu") and ``pool`` are the two
+    choices the report says it compared (ReLU beat LeakyReLU; pool 5 was best), varied by
+    ``benchmarks/experiments.py``."""
     inputs = keras.Input(shape=input_shape)
-    x = layers.Conv1D(60, 5, activation="relu", name="conv1")(inputs)
-    x = layers.MaxPooling1D(5, name="pool")(x)
-    x = layers.Conv1D(40, 3, activation="relu", name="conv2")(x)
+    x = layers.Conv1D(60, 5, activation=activation, name="conv1")(inputs)
+    x = layers.MaxPooling1D(pool, name="pool")(x)
+    x = layers.Conv1D(40, 3, activation=activation, name="conv2")(x)
     x = layers.Bidirectional(layers.LSTM(40, return_sequences=True), name="bilstm")(x)
     x = layers.Concatenate(name="mean_max")([layers.GlobalAveragePooling1D(name="mean")(x),
                                              layers.GlobalMaxPooling1D(name="max")(x)])
     x = layers.BatchNormalization(name="bn")(x)
-    x = layers.Dense(60, activation="relu", name="dense1")(x)
+    x = layers.Dense(60, activation=activation, name="dense1")(x)
     if dropout:
         x = layers.Dropout(dropout)(x)
-    x = layers.Dense(50, activation="relu", name="dense2")(x)
+    x = layers.Dense(50, activation=activation, name="dense2")(x)
     if dropout:
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="output")(x)
