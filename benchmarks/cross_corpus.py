@@ -36,11 +36,12 @@ RESULTS FILE SCHEMA (``benchmarks/results/cross_corpus.json``)::
       "rule": "<how labels the target lacks are treated>",
       "records": {
         "<model>": {
-          "model": "...", "run_dir": "...", "run_created": "...", "model_sha256": "...",
+          "model": "...", "task": "emotion" | "gender", "run_dir": "...", "run_created": "...", "model_sha256": "...",
           "protocol": "speaker-independent, actor 5-fold (fold 1/5)", "train_actors": [...],
           "within": {"accuracy", "uar", "f1_macro", "n"},          # RAVDESS unseen actors
           "cross": {"accuracy", "uar", "f1_macro", "n", "labels", "confusion", "recall"},
           "unrestricted": {"accuracy", "uar", "f1_macro", "columns", "confusion", "predicted_absent"},
+                                            # {} when the run has no label the target lacks (gender)
           "uar_drop": within.uar - cross.uar,
           "predictions": {"labels", "clips", "true", "predicted", "predicted_any_label", "proba"},
           "seconds": 41.2, "machine": {...}, "serlib_version": "...", "created": "..."
@@ -153,7 +154,7 @@ def score(model: str, folder: Path, corpus, machine: dict) -> dict:
     labels = list(run.labels)
     unrestricted = dict(cross.get("unrestricted") or {})
     return {
-        "model": model, "run_dir": str(folder), **identity(folder),
+        "model": model, "task": info.get("task") or "emotion", "run_dir": str(folder), **identity(folder),
         "protocol": (info.get("split") or {}).get("protocol"),
         "train_actors": ((info.get("split") or {}).get("actors") or {}).get("train"),
         "within": {k: within.get(k) for k in ("accuracy", "uar", "f1_macro", "n")},
@@ -226,11 +227,10 @@ def main(argv=None) -> int:
         results["records"][model] = record
         save_results(args.out, results)
         done += 1
-        w = record["within"].get("uar")
-        print(f"{model}: within-corpus UAR {w if w is None else f'{w:.3f}'}  cross-corpus UAR "
-              f"{record['cross']['uar']:.3f} acc {record['cross']['accuracy']:.3f} (n={record['cross']['n']}); "
-              f"unrestricted UAR {record['unrestricted'].get('uar', float('nan')):.3f}; {record['seconds']:.0f} s",
-              flush=True)
+        w, u = record["within"].get("uar"), record["unrestricted"].get("uar")
+        print(f"{model} ({record['task']}): within-corpus UAR {'-' if w is None else f'{w:.3f}'}  cross-corpus "
+              f"UAR {record['cross']['uar']:.3f} acc {record['cross']['accuracy']:.3f} (n={record['cross']['n']}); "
+              f"unrestricted UAR {'-' if u is None else f'{u:.3f}'}; {record['seconds']:.0f} s", flush=True)
     print(f"{done} run(s) scored; results in {args.out}")
     return 0
 
