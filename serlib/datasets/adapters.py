@@ -20,7 +20,7 @@ corpus has them (None where it has not: EmoDB has no intensity levels); ``sample
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -64,9 +64,9 @@ class CorpusAdapter:
     folder: str = "the folder that holds the .wav/.flac files"
     actor_offset: int = 0
     speaker_word: str = "actors"
-    defaults: dict = field(default_factory=dict)
 
     def speaker_number(self, actor) -> int:
+        """The corpus's own speaker number of an index ``actor`` (EmoDB actor 103 is speaker 3)."""
         return int(actor) - self.actor_offset
 
     def speaker_id(self, actor) -> str:
@@ -88,7 +88,7 @@ def register_corpus(adapter: CorpusAdapter) -> CorpusAdapter:
 
 
 def corpus_names() -> list[str]:
-    """Names of the registered corpora ("ravdess", "emodb", ...)."""
+    """Names of the registered corpora ("ravdess", "emodb", ...). Explained in the chapter "The data"."""
     return list(_CORPORA)
 
 
@@ -104,7 +104,10 @@ def get_corpus(name: str) -> CorpusAdapter:
 
 
 def ordered_emotions(values) -> list[str]:
-    """``values`` in serlib's emotion order, any corpus-specific emotion (boredom) after them."""
+    """``values`` in serlib's emotion order, any corpus-specific emotion (boredom) after them.
+
+    Explained in the chapter "The data".
+    """
     values = {str(v) for v in values}
     return [e for e in EMOTIONS if e in values] + sorted(values - set(EMOTIONS))
 
@@ -194,7 +197,7 @@ def index_folder(folder, corpus=None, *, warn=None, content_ids: bool = True) ->
     rows, skipped = [], 0
     for path in candidates:
         try:
-            row = {**adapter.defaults, **adapter.parse(path.name)}
+            row = adapter.parse(path.name)
         except ValueError as error:
             warn(f"skipping {path}: {error}")
             skipped += 1
