@@ -62,18 +62,20 @@ def benchmark_records(models=None, path=None, *, include_recommended: bool = Tru
     names. Runs at the report's own learning rate are kept by default; ``learning_rate``
     selects instead the runs made with ``benchmarks/models.py --learning-rate`` at that
     rate. With ``include_recommended`` the recommended model's cross-validation
-    (:func:`recommended_records`) is added when the results file has no speaker-independent
-    record of it (only at the default learning rate). Explained in the chapter "The comparison".
+    (:func:`recommended_records`) is used instead of the results file's speaker-independent
+    records of it when those are fewer (only at the default learning rate). Explained in the chapter "The comparison".
     """
     path = Path(path) if path is not None else MODELS_FILE
     records = pd.json_normalize(json.loads(path.read_text())["records"]) if path.is_file() else pd.DataFrame()
     if include_recommended and learning_rate is None:
         extra = recommended_records(path.parent / RECOMMENDED_FILE.name)
         if len(extra):
-            have = (set(records.loc[records["protocol"] == "speaker", "model"])
-                    if len(records) else set())
-            if extra["model"].iloc[0] not in have:
-                records = pd.concat([records, extra], ignore_index=True)
+            name = extra["model"].iloc[0]
+            mine = ((records["model"] == name) & (records["protocol"] == "speaker")) if len(records) else None
+            # recommended.json's cross-validation wins over fewer folds of the same model in the
+            # results file (e.g. one fold rerun by benchmarks/models.py for its curves and predictions)
+            if mine is None or int(mine.sum()) < len(extra):
+                records = pd.concat([records[~mine] if mine is not None else records, extra], ignore_index=True)
     if records.empty:
         return records
     records = records[~records["settings.quick"].astype(bool)]

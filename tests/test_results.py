@@ -141,12 +141,18 @@ def test_recommended_cross_validation_joins_the_table_unless_the_benchmark_has_i
     assert list(folds["epochs_run"]) == [40, 40]
     assert "serlib_logmel_cnn_attn" not in set(
         benchmark_records(path=results_file, include_recommended=False)["model"])
-    # a benchmark record of the model takes precedence over recommended.json
+    # one fold of the model rerun by the benchmark (for its curves) does not replace the
+    # cross-validation; as many benchmark folds as recommended.json's take precedence
     data = json.loads(results_file.read_text())
     data["records"].append(_record("serlib_logmel_cnn_attn", "speaker", 0, 0.42))
     results_file.write_text(json.dumps(data))
     table = benchmark_table(path=results_file).set_index(["model", "protocol"])
-    assert table.loc[("serlib_logmel_cnn_attn", "speaker"), "uar"] == pytest.approx(0.42)
+    assert table.loc[("serlib_logmel_cnn_attn", "speaker"), "uar"] == pytest.approx(0.55)
+    assert table.loc[("serlib_logmel_cnn_attn", "speaker"), "folds"] == 2
+    data["records"].append(_record("serlib_logmel_cnn_attn", "speaker", 1, 0.44))
+    results_file.write_text(json.dumps(data))
+    table = benchmark_table(path=results_file).set_index(["model", "protocol"])
+    assert table.loc[("serlib_logmel_cnn_attn", "speaker"), "uar"] == pytest.approx(0.43)
 
 
 def test_runs_with_different_fold_counts_are_not_pooled(results_file):
