@@ -173,6 +173,7 @@ def _of(record: dict) -> Experiment:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", help="comma-separated experiment ids (default: all)")
+    p.add_argument("--models", help="comma-separated models: only the experiments on these")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="two short epochs per fold: a smoke test")
@@ -185,6 +186,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.epochs = None
     chosen = EXPERIMENTS if not args.only else [e for e in EXPERIMENTS if e.id in args.only.split(",")]
+    if args.models:
+        chosen = [e for e in chosen if e.model in args.models.split(",")]
     results_path = Path(args.results)
     if args.list:
         for e in EXPERIMENTS:
