@@ -87,8 +87,9 @@ def add_noise(y, snr_db: float, rng=None) -> np.ndarray:
     so that its power is exactly ``P_signal / 10**(snr_db / 10)``, powers being averaged
     over the whole clip. RAVDESS clips start and end with silence, so the SNR during
     speech is somewhat higher than the figure asked for. A silent clip (zero power)
-    comes back unchanged, since no SNR can be defined for it. Reports 001 and 004 used
-    noise scaled by the clip's peak instead; an SNR is the usual, comparable measure.
+    comes back unchanged, since no SNR can be defined for it. Report 001 scaled its
+    noise by the clip's maximum instead, and report 004 says only "a small amount of
+    Gaussian noise"; an SNR is the usual, comparable measure.
     Explained in the chapter "Features and augmentation".
     """
     y = _mono(y)
