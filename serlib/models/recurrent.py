@@ -55,7 +55,8 @@ def build_balata_lstm(input_shape, n_classes):
 @register("kalokyris_lstm", family="recurrent", report="001", source="Kalokyris & Katsimpras n.d.",
           features=REPORT_SPECS["001"], input_shape=(223, 20), input_text="223×20 MFCC sequence", notes=(
               "Report 001 states: an LSTM with 128 output dimensions, ReLU activation, dropout "
-              "20%, softmax; 60 epochs, saving the weights whenever the validation loss improved; "
+              "20%, softmax; 60 epochs, 'saving the model parameters after an optimum learning loss "
+              "metric was observed' (which loss is not said; the report describes no validation set); "
               "trained on augmented data (noise, time stretch, pitch shift); 44% accuracy.",
               "'Activation ReLU' read as the LSTM's own activation (LSTM(128, activation='relu')); "
               "Dropout(0.2) after the LSTM, then the softmax layer.",
