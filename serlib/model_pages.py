@@ -126,7 +126,7 @@ class ModelPage:
 
     @staticmethod
     def show_run(run, title: str | None = None):
-        """Training curves (loss, accuracy) and the test confusion matrix of ``run``, side by side."""
+        """Show the training curves (loss, accuracy) and the test confusion matrix of ``run``, side by side."""
         import matplotlib.pyplot as plt
 
         from .plots import plot_confusion, plot_history
@@ -141,8 +141,7 @@ class ModelPage:
         plot_confusion(run.metrics, ax=axes[2], title="test speakers (row %)")
         stand_in = " (SYNTHETIC STAND-IN DATA)" if run.info["data"].get("synthetic") else ""
         fig.suptitle((title or run.info["model"]) + stand_in)
-        plt.show()
-        return fig
+        plt.show()   # shown once; nothing returned, so a cell ending in this call does not show it twice
 
     @staticmethod
     def claims_vs_measured(claims: dict, runs: dict, results=None) -> pd.DataFrame:
