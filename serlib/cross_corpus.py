@@ -14,6 +14,14 @@ the target corpus does not have. serlib's rule:
   it calls calm or surprised counts as an error. The counts of such predictions are
   reported, so the cost of the foreign labels is visible.
 
+**Transductive adaptation** (``serlib evaluate --adapt corpus|speaker``; never the default,
+since it needs many clips of the target and cannot score one clip on its own): the parts of
+a run that standardise their input with *training-set* statistics use those of the
+unlabelled target clips instead (:func:`adapted_proba`): all of them (``corpus``) or each
+speaker's own (``speaker``). That is the fused regression's standardisation of the clip
+statistics, and the network's input normalisation where the run has one (the recommended
+network normalises each clip by itself already, so it is unchanged). No target label is read.
+
 Explained in the chapter "Beyond the reports".
 """
 from __future__ import annotations
@@ -23,7 +31,10 @@ import numpy as np
 from .datasets.adapters import corpus_names, get_corpus
 from .metrics import classification_report
 
-__all__ = ["run_corpus", "target_labels", "shared_scores"]
+__all__ = ["run_corpus", "target_labels", "shared_scores", "ADAPT", "adapt_groups", "adapted_proba"]
+
+#: The modes of transductive adaptation (:func:`adapted_proba`).
+ADAPT = ("corpus", "speaker")
 
 
 def run_corpus(info: dict) -> str:
@@ -74,3 +85,57 @@ def shared_scores(y: np.ndarray, proba: np.ndarray, labels: list[str], shared: l
         "predicted": [labels[i] for i in raw],
     }
     return restricted, unrestricted
+
+
+def adapt_groups(df, mode: str) -> np.ndarray:
+    """One group id per row of the clip index ``df`` for :func:`adapted_proba`: 0 for every
+    clip (``mode="corpus"``), or the clip's speaker (``"speaker"``: the ``speaker`` column,
+    else ``actor``). Explained in the chapter "Beyond the reports".
+    """
+    from .errors import SerlibError
+
+    if mode not in ADAPT:
+        raise SerlibError(f"adapt {mode!r}: choose one of {', '.join(ADAPT)}")
+    if mode == "corpus":
+        return np.zeros(len(df), dtype=np.int64)
+    column = "speaker" if "speaker" in df.columns and df["speaker"].notna().all() else "actor"
+    _, groups = np.unique(df[column].astype(str).to_numpy(), return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def _group_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread over every axis but the last (floored as in training)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    return mean, np.where(scale < 1e-8, 1.0, scale)
+
+
+def adapted_proba(run, X: np.ndarray, F, groups: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``run`` for features ``X`` (and functionals ``F`` of a fused run)
+    with its standardisations re-estimated on each group of target clips (``groups``, from
+    :func:`adapt_groups`) instead of taken from training: transductive, labels never read.
+
+    The regression's ``mean``/``scale`` become the group's (over its clips and, for a
+    regression that scores speed copies, their copies too, as training pooled them); a run
+    with input normalisation (``run.normalization``) gets the group's per-feature statistics
+    there. Everything else (the network's weights, the fusion, the prior) is the run's.
+    Explained in the chapter "Beyond the reports".
+    """
+    from . import fusion
+    from .runs import normalization_stats, probabilities
+
+    groups = np.asarray(groups)
+    out = None
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        stats = normalization_stats(X[rows]) if run.normalization else None
+        x = X[rows] if stats is None else ((np.asarray(X[rows], np.float32) - np.asarray(stats["mean"], np.float32))
+                                           / np.asarray(stats["std"], np.float32))
+        network = probabilities(run.model, x if stats is not None else run.prepare(x))
+        if run.fusion is not None:
+            mean, scale = _group_stats(F[rows])
+            network = fusion.fuse({**run.fusion, "mean": mean, "scale": scale}, network, F[rows])
+        if out is None:
+            out = np.zeros((len(groups), network.shape[1]), dtype=np.float64)
+        out[rows] = network
+    return out

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .cross_corpus import run_corpus, shared_scores, target_labels
+from .cross_corpus import adapt_groups, adapted_proba, run_corpus, shared_scores, target_labels
 from .datasets.corpus import load_corpus
 from .errors import DataError, SerlibError
 from .log import get_logger
@@ -24,7 +24,7 @@ __all__ = ["evaluate_run"]
 
 
 def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool = False,
-                 predictions: bool = False) -> dict:
+                 predictions: bool = False, adapt: str | None = None) -> dict:
     """Score a saved run on every clip of ``data_dir`` that its model can label.
 
     ``data_dir`` is a folder (its corpus detected from the file names, or named by
@@ -44,7 +44,13 @@ def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool 
     holds the run's own arg-max scores (:mod:`serlib.cross_corpus`). A data filter on a
     column the target corpus does not have (Balata's ``intensity: strong``) is not applied
     there (``filter_skipped``). ``predictions=True`` adds one record per clip (path, true,
-    predicted, probabilities). Explained in the chapter "Beyond the reports".
+    predicted, probabilities).
+
+    ``adapt="corpus"`` or ``"speaker"`` is *transductive* (not the default; it cannot score a
+    single clip): the run's training-set standardisations are replaced by statistics of the
+    unlabelled clips scored here, all of them or each speaker's
+    (:func:`serlib.cross_corpus.adapted_proba`); the result then has ``adapt`` saying so.
+    Explained in the chapter "Beyond the reports".
     """
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     if isinstance(data_dir, (str, os.PathLike)):
@@ -62,7 +68,11 @@ def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool 
                         f"({', '.join(run.labels)})")
     views = run.prediction_pipeline.transform(df["path"], progress=bool(verbose), verbose=verbose)
     X, F = run.inputs(views)                  # the same views, by the same code, as in training
-    proba = run.predict_proba(X, functionals=F)
+    if adapt:
+        groups = adapt_groups(df, adapt)
+        proba = adapted_proba(run, X, F, groups)
+    else:
+        proba = run.predict_proba(X, functionals=F)
     lookup = {label: i for i, label in enumerate(run.labels)}
     y = df[entry.task].astype(str).map(lookup).to_numpy(dtype=np.int64)
     possible = target_labels(target, entry.task)
@@ -78,6 +88,10 @@ def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool 
     metrics["data"] = {"path": source.get("path"), "source": source.get("source"),
                        "synthetic": source.get("synthetic"), "corpus": target}
     metrics["dropped"] = int(dropped)
+    if adapt:
+        metrics["adapt"] = {"mode": adapt, "transductive": True, "groups": int(len(np.unique(groups))),
+                            "what": "standardisation statistics taken from the unlabelled clips scored here "
+                                    f"({'all of them' if adapt == 'corpus' else 'each speaker'}), not from training"}
     metrics["dropped_labels"] = record["dropped_labels"]
     if dropped:
         why = []
