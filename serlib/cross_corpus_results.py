@@ -135,18 +135,22 @@ def plot_within_cross(table: pd.DataFrame, ax=None, *, chance: float | None = 1 
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.35 * max(len(table), 3) + 1.2), constrained_layout=True)
-    shown = table.dropna(subset=["within UAR"]).sort_values("within UAR")
+    shown = table.sort_values(["within UAR", "cross UAR"], na_position="first", ignore_index=True)
     names = [f"{m} ★" if r else m for m, r in zip(shown["model"], shown["recommended"])]
     for y, (within, cross) in enumerate(zip(shown["within UAR"], shown["cross UAR"])):
-        ax.plot([within, cross], [y, y], color="0.75", linewidth=2, zorder=1)
-    long = pd.DataFrame({"model": names * 2, "UAR": list(shown["within UAR"]) + list(shown["cross UAR"]),
+        if pd.notna(within):        # a model without a within-corpus score gets its EmoDB dot only
+            ax.plot([within, cross], [y, y], color="0.75", linewidth=2, zorder=1)
+    positions = list(range(len(shown)))
+    long = pd.DataFrame({"position": positions * 2, "UAR": list(shown["within UAR"]) + list(shown["cross UAR"]),
                          "scored on": ["RAVDESS, unseen actors"] * len(shown) + ["EmoDB, shared emotions"] * len(shown)})
-    sns.scatterplot(data=long, x="UAR", y="model", hue="scored on", s=60, ax=ax, zorder=2,
-                    palette=["tab:blue", "tab:red"])
+    sns.scatterplot(data=long.dropna(subset=["UAR"]), x="UAR", y="position", hue="scored on", s=60, ax=ax, zorder=2,
+                    palette=["tab:blue", "tab:red"], hue_order=["RAVDESS, unseen actors", "EmoDB, shared emotions"])
+    ax.set_yticks(positions, names)
+    ax.set_ylim(-0.7, len(shown) - 0.3)
     if chance is not None:
         ax.axvline(chance, color="0.4", linestyle=":", linewidth=1)
-        ax.text(chance, -0.9, " chance", fontsize=8, color="0.4", va="bottom")
-    ax.set(xlabel="UAR", ylabel="", xlim=(0, max(1.0, float(np.nanmax(long["UAR"]))) if len(long) else 1))
+        ax.text(chance, 0.01, " chance", fontsize=8, color="0.4", va="bottom", transform=ax.get_xaxis_transform())
+    ax.set(xlabel="UAR", ylabel="", xlim=(0, 1))
     ax.legend(fontsize=8, loc="lower right")
     return ax
 

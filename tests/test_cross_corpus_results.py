@@ -68,9 +68,14 @@ def test_recall_table_has_nan_for_unknown_labels(results):
 def test_plots_draw(results):
     import matplotlib.pyplot as plt
 
-    ax = plot_within_cross(within_cross_table(results, recommended="good"))
-    assert "good ★" in [t.get_text() for t in ax.get_yticklabels()]
     counts, _ = pooled_cross_confusion(results)
+    results["records"]["unknown within"] = _record(None, np.eye(6, dtype=int) * 2 + 1)
+    ax = plot_within_cross(within_cross_table(results, recommended="good"))
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["unknown within", "poor", "five", "good ★"]        # no within score first, then by it
+    dumbbells = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]]
+    assert len(dumbbells) == 3                                               # none for the model without within
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 3 * 2 + 1  # the model without within: one dot
     ax = plot_cross_confusion(counts)
     assert [t.get_text() for t in ax.texts][:2] == ["40", "8"]     # neutral pooled: 10 and 2 of 25, in percent
     plt.close("all")
