@@ -112,3 +112,36 @@ def plot_experiment(experiment: str, ax=None, path=None, models_path=None):
     ax.set_title(f"Report {experiment.split('-')[0]}: {df['question'].iloc[0]}", fontsize=10)
     ax.legend(title="fold", fontsize=7, title_fontsize=8, loc="best")
     return fig
+
+
+def experiment_summary(experiment: str, path=None, models_path=None) -> dict:
+    """One sentence per variant of ``experiment``, for glued prose: its UAR on unseen speakers,
+    the model's as in the report, and the paired change, e.g. ``{"LeakyReLU": "UAR 20.1 % ± 3.2
+    over 5 folds, against 21.0 % ± 4.1 as in the report: a change of -0.9 ± 2.1 points on the
+    5 folds both ran"}``. A variant not run yet maps to a sentence saying so; an experiment
+    with no records gives ``{}``. Explained in the chapter that reproduces the report.
+    """
+    table = experiment_table(path, models_path)
+    if table.empty:
+        return {}
+    mine = table[table["experiment"] == experiment]
+    out = {}
+    for _, row in mine.iterrows():
+        if row["variant"] == AS_REPORTED:
+            continue
+        base = mine[(mine["model"] == row["model"]) & (mine["variant"] == AS_REPORTED)]
+
+        def spread(value):
+            return "" if pd.isna(value) else f" ± {value:.1f}"
+
+        text = f"UAR {row['UAR %']:.1f} %{spread(row['± std'])} over {row['folds']} folds"
+        if len(base):
+            b = base.iloc[0]
+            text += f", against {b['UAR %']:.1f} %{spread(b['± std'])} as in the report"
+        if row["paired folds"]:
+            text += (f": a change of {row['Δ UAR (points)']:+.1f}{spread(row['Δ ± std'])} points on the "
+                     f"{row['paired folds']} folds both ran")
+        else:
+            text += " (the model's own folds on the current harness are not recorded yet)"
+        out[row["variant"]] = text
+    return out

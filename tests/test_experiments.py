@@ -68,3 +68,15 @@ def test_report_004_builder_options_change_only_what_they_say():
     assert leaky.get_layer("conv1").activation.__name__ == "leaky_relu"
     assert base.get_layer("pool").output.shape[1] == 222 // 5
     assert pool3.get_layer("pool").output.shape[1] == 222 // 3
+
+
+def test_summary_sentences_quote_both_and_the_paired_change(tmp_path):
+    exp = [_record("m", f, 0.30 + 0.02 * f, experiment="000-optimizer", question="RMSprop, SGD or Adam?",
+                   variant="SGD", n_train_augmented=0, n_song=0) for f in range(2)]
+    e, m = _write(tmp_path, exp, [_record("m", f, 0.20, history={}) for f in range(2)])
+    from serlib.experiments import experiment_summary
+
+    text = experiment_summary("000-optimizer", e, m)["SGD"]
+    assert text.startswith("UAR 31.0 % ± 1.4 over 2 folds, against 20.0 % ± 0.0 as in the report")
+    assert "a change of +11.0 ± 1.4 points on the 2 folds both ran" in text
+    assert experiment_summary("004-pool", e, m) == {}
