@@ -114,17 +114,18 @@ def plot_experiment(experiment: str, ax=None, path=None, models_path=None):
     return fig
 
 
-def experiment_summary(experiment: str, path=None, models_path=None) -> dict:
+def experiment_summary(experiment: str, path=None, models_path=None, *, model: str | None = None) -> dict:
     """One sentence per variant of ``experiment``, for glued prose: its UAR on unseen speakers,
     the model's as in the report, and the paired change, e.g. ``{"LeakyReLU": "UAR 20.1 % ± 3.2
     over 5 folds, against 21.0 % ± 4.1 as in the report: a change of -0.9 ± 2.1 points on the
-    5 folds both ran"}``. A variant not run yet maps to a sentence saying so; an experiment
-    with no records gives ``{}``. Explained in the chapter that reproduces the report.
+    5 folds both ran"}``. ``model`` keeps one model's variants (an experiment may change
+    several). A variant whose model's own current-harness folds are missing says so; an
+    experiment with no records gives ``{}``. Explained in the chapter that reproduces the report.
     """
     table = experiment_table(path, models_path)
     if table.empty:
         return {}
-    mine = table[table["experiment"] == experiment]
+    mine = table[(table["experiment"] == experiment) & ((table["model"] == model) if model else True)]
     out = {}
     for _, row in mine.iterrows():
         if row["variant"] == AS_REPORTED:
@@ -145,3 +146,29 @@ def experiment_summary(experiment: str, path=None, models_path=None) -> dict:
             text += " (the model's own folds on the current harness are not recorded yet)"
         out[row["variant"]] = text
     return out
+
+
+def plot_changes(ax=None, path=None, models_path=None):
+    """Every variant's paired change in UAR against its model as in the report (mean ± std
+    over the folds both ran, in points), one row per variant, a line at no change. Returns
+    the Figure. Explained in the chapter "The comparison"."""
+    import matplotlib.pyplot as plt
+
+    table = experiment_table(path, models_path)
+    rows = table[(table["variant"] != AS_REPORTED) & (table["paired folds"] > 0)] if len(table) else table
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 0.45 * max(len(rows), 2) + 1.2), constrained_layout=True)
+    fig = ax.figure
+    if rows.empty:
+        ax.text(0.5, 0.5, "no experiment paired with its model yet (benchmarks/experiments.py)", ha="center",
+                va="center")
+        ax.set_axis_off()
+        return fig
+    labels = [f"report {r.experiment.split('-')[0]} · {r.model}: {r.variant}" for r in rows.itertuples()]
+    y = np.arange(len(rows))[::-1]
+    ax.errorbar(rows["Δ UAR (points)"], y, xerr=rows["Δ ± std"].fillna(0), fmt="o", color="C0", capsize=3)
+    ax.axvline(0, color="0.4", lw=1, ls="--")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("change in UAR on unseen speakers (points; mean ± std over paired folds)")
+    ax.set_title("The reports' own comparisons, rerun on unseen speakers", fontsize=10)
+    return fig

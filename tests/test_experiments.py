@@ -80,3 +80,15 @@ def test_summary_sentences_quote_both_and_the_paired_change(tmp_path):
     assert text.startswith("UAR 31.0 % ± 1.4 over 2 folds, against 20.0 % ± 0.0 as in the report")
     assert "a change of +11.0 ± 1.4 points on the 2 folds both ran" in text
     assert experiment_summary("004-pool", e, m) == {}
+
+
+def test_changes_plot_has_one_row_per_paired_variant(tmp_path):
+    from serlib.experiments import plot_changes
+
+    exp = [_record("m", 0, 0.3, experiment="004-pool", question="Which pooling size?", variant=v,
+                   n_train_augmented=0, n_song=0) for v in ("pool 3", "pool 8")]
+    e, m = _write(tmp_path, exp, [_record("m", 0, 0.2, history={})])
+    fig = plot_changes(path=e, models_path=m)
+    assert len(fig.axes[0].get_yticklabels()) == 2
+    empty_e, empty_m = _write(tmp_path, [], [])
+    assert "no experiment" in plot_changes(path=empty_e, models_path=empty_m).axes[0].texts[0].get_text()
