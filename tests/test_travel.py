@@ -179,3 +179,24 @@ def test_cli_evaluate_adapt_is_labelled_transductive(trained, emodb_like, capsys
     with pytest.raises(SystemExit):                        # argparse: one usage line, status 2
         cli.main(["evaluate", str(trained.dir), "--data", str(emodb_like), "--adapt", "clip"])
     assert "invalid choice: 'clip'" in capsys.readouterr().err
+
+
+def test_travel_network_input_layers():
+    """benchmarks/travel.py's band normalisation cancels a fixed filter; its floor bounds each band's depth."""
+    travel = _travel()
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-80, 0, size=(2, 50, 8)).astype(np.float32)
+    x[:, 40:] = -100.0                                               # padding, as the extractor pads
+    filtered = x.copy()
+    filtered[:, :40] += np.linspace(-6, 6, 8, dtype=np.float32)      # another microphone
+    _, BandNorm = travel._band_norm_layer()
+    a, b = np.asarray(BandNorm()(x)), np.asarray(BandNorm()(filtered))
+    np.testing.assert_allclose(a[:, :40], b[:, :40], atol=1e-4)
+    assert all(a[c, 40:].max() < a[c, :40].min() for c in range(2))
+    _, BandFloor = travel._floor_layer()
+    y = np.asarray(BandFloor(depth=20.0)(x))
+    depth = y[:, :40].max(axis=1) - y[:, :40].min(axis=1)
+    assert depth.max() <= 20.1 and depth.min() > 15.0             # no band deeper than the floor
+    assert np.all(y[:, :40] >= x[:, :40] - 1e-4)                    # noise only adds power
+    for clip in range(2):
+        assert y[clip, 40:].max() < y[clip, :40].min()               # padding still recognisable
