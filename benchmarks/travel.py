@@ -17,6 +17,12 @@ Configurations measured (one record each in ``benchmarks/results/travel.json``):
   network is the one of ``default`` (EmoDB) and of ``benchmarks/recommended.py --keep DIR``
   (RAVDESS folds: its per-fold network probabilities; the regression is refitted on each
   fold's training actors exactly as ``serlib.training.fit_split`` fits it).
+* network variants (``--stage network --network NAME --folds 0``, ``NETWORKS``): the network
+  with a band-normalised or a floored log-mel input, fused as the default, trained fold by
+  fold (one ``.npz`` per fold under ``RUNS/net_<slug>``); each fold's model is scored on its
+  unseen RAVDESS actors and on EmoDB (the mean over folds is the EmoDB number);
+  ``--stage combine`` fuses such a network with regression variants (``COMBINE``) at the
+  network weights ``WEIGHTS``, the regression fitted on the same fold's training actors.
 * transductive (labelled ``transductive: true``, never a default): ``serlib evaluate
   --adapt corpus|speaker``, which standardises the regression's statistics with those of the
   unlabelled target clips (all of them, or each speaker's) instead of the training clips'.
@@ -32,6 +38,8 @@ Usage::
     python benchmarks/travel.py --keep /work/travel-runs/keep_base     # every stage, resumable
     python benchmarks/travel.py --stage default                        # just the user-level run
     python benchmarks/travel.py --refresh NAME                         # recompute one record
+    python benchmarks/travel.py --stage network --network "network variant: floored input" --folds 0
+    python benchmarks/travel.py --stage combine --network "network variant: floored input"
 
 RESULTS FILE SCHEMA (``benchmarks/results/travel.json``)::
 
@@ -540,6 +548,63 @@ def stage_network(payload, args, runs: Path, data: Data, name: str, folds) -> No
     _write(Path(args.out), payload)
 
 
+#: Combinations of a trained network variant (its fold files) with regression variants and weights.
+COMBINE = [("cmn", "regression: channel-normalised", (), True, False),
+           ("cmn-noenc", "regression: channel-normalised, no encoder", ("voice encoder",), True, False),
+           ("floor-robust", "regression: floor-robust", ("voice encoder",), True, True)]
+WEIGHTS = (0.5, 0.7)
+
+
+def stage_combine(payload, args, runs: Path, data: Data, name: str) -> None:
+    """The network variant ``name`` (fold files of --stage network) fused with each regression
+    variant of COMBINE at each weight of WEIGHTS; the regression is fitted on the fold's
+    training actors, so the fold's unseen RAVDESS actors and EmoDB are scored by one model."""
+    from serlib.metrics import classification_report
+
+    change, _, slug = NETWORKS[name]
+    files = sorted((runs / f"net_{slug}").glob("fold*.npz"))
+    for tag, regression, drop, cmn, robust in COMBINE:
+        transform = column_transform(drop, cmn, robust)
+        rows = {}
+        for path in files:
+            i = int(path.stem.removeprefix("fold"))
+            with np.load(path, allow_pickle=False) as z:
+                net, test, emodb_net, seconds = z["network"], z["test"], z["emodb_network"], float(z["seconds"])
+            params = data.regression(np.asarray(data.folds[i].train), transform, 0.5)
+            for w in WEIGHTS:
+                params = {**params, "weight": w}
+                m = classification_report(data.prep.y[test], fused(params, net, data.F[test], transform), data.labels)
+                e = emodb_scores(data.emodb_y, fused(params, emodb_net, data.emodb_F, transform), data.labels,
+                                 data.emodb_speakers)
+                actors = sorted(int(a) for a in data.prep.index["actor"].iloc[test].unique())
+                rows.setdefault(w, []).append(({"fold": i, "test_actors": actors, "uar": m["uar"],
+                                                "accuracy": m["accuracy"]}, e, seconds))
+        for w, items in rows.items():
+            folds = [f for f, _, _ in items]
+            emo = [e for _, e, _ in items]
+            record_name = f"{name.removeprefix('network variant: ')} network + {tag} regression, weight {w:g}"
+            _put(payload, {
+                "name": record_name, "transductive": False,
+                "change": f"{change.split(';')[0]}; fused with the {regression!r} regression, network weight {w:g}",
+                "chosen_by": "combination of the changes above; RAVDESS folds screen it, EmoDB is reported "
+                             "(look/held-out speakers beside the total)",
+                "ravdess": {"folds": folds, "uar_mean": float(np.mean([f["uar"] for f in folds])),
+                            "uar_std": float(np.std([f["uar"] for f in folds], ddof=1)) if len(folds) > 1 else None,
+                            "source": f"fold networks of --stage network ({slug}); regression refitted per fold"},
+                "emodb": {"uar": float(np.mean([e["uar"] for e in emo])),
+                          "accuracy": float(np.mean([e["accuracy"] for e in emo])), "n": emo[0]["n"],
+                          "look": {"uar": float(np.mean([e["look"]["uar"] for e in emo]))},
+                          "held_out": {"uar": float(np.mean([e["held_out"]["uar"] for e in emo]))},
+                          "recall": {k: float(np.mean([e["recall"][k] for e in emo])) for k in emo[0]["recall"]},
+                          "note": "mean over the fold models (each trained on 16 RAVDESS actors)"},
+                "training_seconds": round(max(t for _, _, t in items), 1),
+                "command": f"python benchmarks/travel.py --stage combine --network '{name}'",
+                "notes": "training seconds: the slowest fold (two networks and the regression) on 2 shared cores"})
+            print(f"{record_name:<70} RAVDESS {payload['records'][-1]['ravdess']['uar_mean']:.3f}  "
+                  f"EmoDB {payload['records'][-1]['emodb']['uar']:.3f}", flush=True)
+        _write(Path(args.out), payload)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ravdess", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
@@ -548,7 +613,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", help="benchmarks/recommended.py --keep folder (per-fold network probabilities)")
     parser.add_argument("--recommended", default=str(HERE / "results" / "recommended.json"),
                         help="5-fold results of the default recipe (benchmarks/recommended.py)")
-    parser.add_argument("--stage", choices=("default", "variants", "adapt", "network", "all"), default="all")
+    parser.add_argument("--stage", choices=("default", "variants", "adapt", "network", "combine", "all"), default="all")
     parser.add_argument("--network", default="network variant: band-normalised input", choices=sorted(NETWORKS),
                         help="--stage network: which network variant")
     parser.add_argument("--folds", default="0,1", help="--stage network: 0-based RAVDESS folds (default 0,1)")
@@ -569,6 +634,8 @@ def main(argv=None) -> int:
         stage_variants(payload, args, runs, Data(args.ravdess, args.emodb))
     if args.stage in ("adapt", "all"):
         stage_adapt(payload, args, runs)
+    if args.stage == "combine":
+        stage_combine(payload, args, runs, Data(args.ravdess, args.emodb), args.network)
     if args.stage == "network":
         stage_network(payload, args, runs, Data(args.ravdess, args.emodb), args.network,
                       [int(f) for f in args.folds.split(",")])
