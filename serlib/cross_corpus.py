@@ -22,7 +22,7 @@ speaker's own (``speaker``). That is the fused regression's standardisation of t
 statistics, and the network's input normalisation where the run has one (the recommended
 network normalises each clip by itself already, so it is unchanged). No target label is read.
 
-Explained in the chapter "Beyond the reports".
+Explained in the chapter "Does it travel? RAVDESS to EmoDB".
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ ADAPT = ("corpus", "speaker")
 def run_corpus(info: dict) -> str:
     """The corpus a run was trained on, from its ``run.json`` (``data.corpus``; runs that do
     not record it were trained on RAVDESS or its RAVDESS-shaped stand-in). Explained in the
-    chapter "Beyond the reports".
+    chapter "Does it travel? RAVDESS to EmoDB".
     """
     data = info.get("data") or {}
     return str(data.get("corpus") or "ravdess")
@@ -48,7 +48,7 @@ def run_corpus(info: dict) -> str:
 
 def target_labels(corpus: str, task: str) -> list[str] | None:
     """Every label the corpus ``corpus`` can have for ``task`` (its emotions), or None when
-    unknown (a mixed index, or a task other than emotion). Explained in "Beyond the reports".
+    unknown (a mixed index, or a task other than emotion). Explained in "Does it travel? RAVDESS to EmoDB".
     """
     if task != "emotion" or corpus not in corpus_names():
         return None
@@ -64,7 +64,7 @@ def shared_scores(y: np.ndarray, proba: np.ndarray, labels: list[str], shared: l
     The unrestricted summary holds accuracy, UAR and macro-F1 of the run's own arg-max, the
     confusion matrix with rows = shared labels and columns = all run labels,
     ``predicted_absent`` (clips called each label the target lacks) and ``predicted``.
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "Does it travel? RAVDESS to EmoDB".
     """
     columns = [labels.index(label) for label in shared]
     remap = {old: new for new, old in enumerate(columns)}
@@ -90,7 +90,7 @@ def shared_scores(y: np.ndarray, proba: np.ndarray, labels: list[str], shared: l
 def adapt_groups(df, mode: str) -> np.ndarray:
     """One group id per row of the clip index ``df`` for :func:`adapted_proba`: 0 for every
     clip (``mode="corpus"``), or the clip's speaker (``"speaker"``: the ``speaker`` column,
-    else ``actor``). Explained in the chapter "Beyond the reports".
+    else ``actor``). Explained in the chapter "Does it travel? RAVDESS to EmoDB".
     """
     from .errors import SerlibError
 
@@ -119,7 +119,7 @@ def adapted_proba(run, X: np.ndarray, F, groups: np.ndarray) -> np.ndarray:
     regression that scores speed copies, their copies too, as training pooled them); a run
     with input normalisation (``run.normalization``) gets the group's per-feature statistics
     there. Everything else (the network's weights, the fusion, the prior) is the run's.
-    Explained in the chapter "Beyond the reports".
+    Explained in the chapter "Does it travel? RAVDESS to EmoDB".
     """
     from . import fusion
     from .runs import normalization_stats, probabilities

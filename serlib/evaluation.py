@@ -2,7 +2,8 @@
 
 :func:`evaluate_run` scores a run folder (or a loaded :class:`~serlib.runs.Run`) on every clip
 of a data folder that its model can label, on RAVDESS or on another corpus (EmoDB: then over
-the emotions both share, :mod:`serlib.cross_corpus`). Explained in the chapter "Beyond the reports".
+the emotions both share, :mod:`serlib.cross_corpus`). Explained in the chapters "Evaluating honestly" and
+"Does it travel? RAVDESS to EmoDB".
 """
 from __future__ import annotations
 

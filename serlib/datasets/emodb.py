@@ -13,7 +13,7 @@ speaker (speaker 03 is actor 103, never confused with RAVDESS actor 3 when both 
 are used together), ``speaker`` "emodb03", ``gender`` from the corpus documentation,
 ``statement`` the text code, ``repetition`` the version (a = 1, b = 2, ...), and no
 ``intensity`` (EmoDB has one level per emotion). Boredom keeps its own name: RAVDESS has
-no such class. Explained in the chapter "The data".
+no such class. Explained in the chapter "Does it travel? RAVDESS to EmoDB".
 """
 from __future__ import annotations
 
