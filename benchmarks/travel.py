@@ -64,7 +64,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -108,11 +107,10 @@ VARIANTS = [
 
 # ---------------------------------------------------------------------------- small helpers
 def _write(path: Path, payload: dict) -> None:
+    from serlib.storage import write_json
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1)
-    os.replace(tmp, path)
+    write_json(path, payload)
 
 
 def _load(path: Path) -> dict:
