@@ -391,13 +391,14 @@ def _band_norm_layer():
     import keras
     from keras import layers, ops
 
+    from serlib.models.recommended import _floor_mask
+
     class BandNorm(layers.Layer):
         """Each mel band minus its own mean over the clip's sounding frames (padding kept at
         the floor): cepstral mean normalisation, which removes a fixed recording filter."""
 
         def call(self, x):
-            floor = ops.min(x, axis=(1, 2), keepdims=True)
-            mask = ops.cast(ops.max(x, axis=2, keepdims=True) > floor + 1e-3, x.dtype)
+            mask = _floor_mask(x)       # 1 for frames with sound, 0 for padding (as UtteranceNorm)
             n = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)
             y = x - ops.sum(x * mask, axis=1, keepdims=True) / n
             lowest = ops.min(ops.where(mask > 0, y, ops.full_like(y, 1e9)), axis=(1, 2), keepdims=True)
@@ -426,6 +427,8 @@ def _floor_layer():
     import keras
     from keras import layers, ops
 
+    from serlib.models.recommended import _floor_mask
+
     class BandFloor(layers.Layer):
         """Stationary noise added at ``depth`` dB below each band's loudest frame of the clip
         (a soft floor on the log-mel power: log(10^(x/10) + 10^((peak - depth)/10))), so a
@@ -436,8 +439,7 @@ def _floor_layer():
             self.depth = float(depth)
 
         def call(self, x):
-            floor = ops.min(x, axis=(1, 2), keepdims=True)
-            mask = ops.cast(ops.max(x, axis=2, keepdims=True) > floor + 1e-3, x.dtype)
+            mask = _floor_mask(x)       # 1 for frames with sound, 0 for padding (as UtteranceNorm)
             peak = ops.max(ops.where(mask > 0, x, ops.full_like(x, -1e9)), axis=1, keepdims=True)
             k = math.log(10.0) / 10.0
             y = ops.logaddexp(x * k, (peak - self.depth) * k) / k
