@@ -3,6 +3,7 @@ channel-normalised functionals."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,23 @@ def test_travel_network_input_layers():
     assert np.all(y[:, :40] >= x[:, :40] - 1e-4)                    # noise only adds power
     for clip in range(2):
         assert y[clip, 40:].max() < y[clip, :40].min()               # padding still recognisable
+
+
+def test_travel_level_matching_moves_a_clip_to_the_reference(tmp_path):
+    """benchmarks/travel_level.py: a gain moves the loud level by its dB; copies land on the reference."""
+    import soundfile as sf
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))       # travel_level imports travel
+    spec = importlib.util.spec_from_file_location("travel_level", ROOT / "benchmarks" / "travel_level.py")
+    level = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(level)
+    rng = np.random.default_rng(5)
+    y = (0.05 * rng.normal(size=16000) * np.hanning(16000)).astype(np.float32)
+    assert abs(level.loud_level(10 * y) - level.loud_level(y) - 20.0) < 1e-3
+    path = tmp_path / "src" / "03a01Fa.wav"
+    path.parent.mkdir()
+    sf.write(path, y, level.SR)
+    index = pd.DataFrame({"path": [str(path)]})
+    level.write_copies(index, [level.loud_level(y)], tmp_path / "out", -30.0)
+    copy, sr = sf.read(tmp_path / "out" / "src" / "03a01Fa.flac", dtype="float32")
+    assert sr == level.SR and abs(level.loud_level(copy) - -30.0) < 0.1
