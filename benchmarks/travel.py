@@ -375,8 +375,8 @@ def stage_adapt(payload, args, runs: Path) -> None:
         result = json.loads(out)
         _put(payload, {"name": name, "transductive": True,
                        "change": f"the regression standardises each clip's statistics with the mean and spread of "
-                                 f"the unlabelled target clips ({'all of them' if mode == 'corpus' else 'its speaker'}"
-                                 "'s) instead of the training clips'; the network is unchanged",
+                                 f"{'all the unlabelled target clips' if mode == 'corpus' else 'the unlabelled clips of its speaker'}"
+                                 " instead of the training clips'; the network is unchanged",
                        "chosen_by": "not a default: uses unlabelled target statistics, so it cannot score one clip",
                        "ravdess": None, "emodb": {"uar": result["uar"], "accuracy": result["accuracy"],
                                                   "n": result["n"]},
