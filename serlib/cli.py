@@ -180,7 +180,7 @@ def _cmd_evaluate(args) -> int:
         run = load_run(args.run_dir)  # a folder that is not a run (or a damaged one) fails here, in one line
         if not Path(args.data).expanduser().is_dir():
             raise SerlibError(f"{args.data}: no such data folder; pass a folder of RAVDESS or EmoDB clips")
-        m = evaluate_run(run, args.data, corpus=corpus, adapt=args.adapt)
+        m = evaluate_run(run, args.data, corpus=corpus, adapt=args.adapt, level_db=args.level_db)
     if args.json:
         print(json.dumps(m))
     else:
@@ -197,6 +197,8 @@ def _cmd_evaluate(args) -> int:
                 print(f"decision: {cross['rule']}")
         if m.get("adapt"):
             print(f"transductive (--adapt {m['adapt']['mode']}): {m['adapt']['what']}")
+        if m.get("level_db"):
+            print(f"level (--level-db {m['level_db']['level_db']:g}): {m['level_db']['what']}")
         print(f"accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['f1_macro']:.3f}  n={m['n']}")
         if cross and cross.get("unrestricted"):
             u = cross["unrestricted"]
@@ -326,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--adapt", choices=("corpus", "speaker"),
                    help="transductive: standardise with statistics of the unlabelled clips scored (all, or each "
                         "speaker's) instead of the training clips' (serlib.cross_corpus; not for single clips)")
+    s.add_argument("--level-db", type=float, metavar="DB",
+                   help="scale each clip so its loudest frames sit at DB dB re full scale (e.g. -30) before it is "
+                        "described: removes the recording level, a cue that does not travel between corpora "
+                        "(serlib.level; works on single clips)")
     s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("predict", parents=[common], help="emotion and class probabilities for audio files or folders")

@@ -25,7 +25,7 @@ __all__ = ["evaluate_run"]
 
 
 def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool = False,
-                 predictions: bool = False, adapt: str | None = None) -> dict:
+                 predictions: bool = False, adapt: str | None = None, level_db: float | None = None) -> dict:
     """Score a saved run on every clip of ``data_dir`` that its model can label.
 
     ``data_dir`` is a folder (its corpus detected from the file names, or named by
@@ -52,6 +52,11 @@ def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool 
     unlabelled clips scored here, all of them or each speaker's
     (:func:`serlib.cross_corpus.adapted_proba`); the result then has ``adapt`` saying so.
     Explained in the chapter "Beyond the reports".
+
+    ``level_db`` scales every clip so its loudest frames sit at that level before it is
+    described (:mod:`serlib.level`), for a run trained without that setting: a single-clip
+    change, not transductive; the result then has ``level_db``. Explained in the chapter
+    "Does it travel? RAVDESS to EmoDB".
     """
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     if isinstance(data_dir, (str, os.PathLike)):
@@ -67,7 +72,8 @@ def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool 
     if len(df) == 0:
         raise DataError(f"{where}: none of its {record['n_in']} clips has a label this run knows "
                         f"({', '.join(run.labels)})")
-    views = run.prediction_pipeline.transform(df["path"], progress=bool(verbose), verbose=verbose)
+    pipeline = run.prediction_pipeline if level_db is None else run.prediction_pipeline.replace(level_db=level_db)
+    views = pipeline.transform(df["path"], progress=bool(verbose), verbose=verbose)
     X, F = run.inputs(views)                  # the same views, by the same code, as in training
     if adapt:
         groups = adapt_groups(df, adapt)
@@ -93,6 +99,13 @@ def evaluate_run(run_dir, data_dir, *, corpus: str | None = None, verbose: bool 
         metrics["adapt"] = {"mode": adapt, "transductive": True, "groups": int(len(np.unique(groups))),
                             "what": "standardisation statistics taken from the unlabelled clips scored here "
                                     f"({'all of them' if adapt == 'corpus' else 'each speaker'}), not from training"}
+    if level_db is not None:
+        metrics["level_db"] = {"level_db": float(level_db), "transductive": False,
+                               "what": "each clip scaled so its loudest frames sit at this level before it is "
+                                       "described (serlib.level); the run was trained "
+                                       + ("at the same level" if run.pipeline.level_db == level_db else
+                                          "without it" if run.pipeline.level_db is None else
+                                          f"at {run.pipeline.level_db:g} dB")}
     metrics["dropped_labels"] = record["dropped_labels"]
     if dropped:
         why = []

@@ -33,6 +33,7 @@ import numpy as np
 from .audio import audio_info, load_audio, resample
 from .errors import SerlibError
 from .features import FeatureSpec, extract_recording
+from .level import check_level, match_level
 from .log import get_logger, info
 
 log = get_logger(__name__)
@@ -120,6 +121,29 @@ class SpeedView:
         return int(self.spec.sr)
 
 
+@dataclass(frozen=True)
+class LevelView:
+    """A view of the clip scaled to ``level_db`` first (:func:`serlib.level.match_level`): its
+    cache key differs from the unscaled view's. Explained in the chapter "Does it travel?"."""
+
+    view: object
+    level_db: float
+
+    def to_dict(self) -> dict:
+        return {**self.view.to_dict(), "level_db": float(self.level_db)}
+
+    def key(self) -> str:
+        return f"{self.view.key()}-level{self.level_db:g}"
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.view.shape)
+
+    @property
+    def sr(self) -> int:
+        return int(self.view.sr)
+
+
 @dataclass
 class ClipViews:
     """What :meth:`Pipeline.transform` returns: every view of every clip, rows in input order.
@@ -148,12 +172,15 @@ class Pipeline:
     ``features``: the network's input (:class:`~serlib.features.FeatureSpec`);
     ``feature_speeds``: the speeds at which the network's features are wanted (1.0 always
     first; others are speed-perturbed training copies); ``functional_speeds``: the speeds
-    at which clip statistics are wanted (empty: none, a network on its own).
+    at which clip statistics are wanted (empty: none, a network on its own); ``level_db``:
+    ``None``, or the level every clip is scaled to before any view is derived
+    (:func:`serlib.level.match_level`: its loudest frames at that many dB re full scale).
     """
 
     features: FeatureSpec
     feature_speeds: tuple = (1.0,)
     functional_speeds: tuple = ()
+    level_db: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.features, FeatureSpec):
@@ -163,6 +190,7 @@ class Pipeline:
             speeds = (1.0, *speeds)
         object.__setattr__(self, "feature_speeds", speeds)
         object.__setattr__(self, "functional_speeds", _speeds(self.functional_speeds, allow_empty=True))
+        object.__setattr__(self, "level_db", check_level(self.level_db))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -179,13 +207,15 @@ class Pipeline:
             if fusion:
                 extra = [float(f) for f in fusion.get("speed_copies", ()) or ()]
                 functional_speeds = (1.0, *[f for f in extra if f != 1.0])
-        return cls(features=entry.features, feature_speeds=speeds, functional_speeds=tuple(functional_speeds))
+        return cls(features=entry.features, feature_speeds=speeds, functional_speeds=tuple(functional_speeds),
+                   level_db=getattr(source, "level_db", None))
 
     def to_dict(self) -> dict:
         """What ``run.json`` stores: every view's full settings (keys included, for checking)."""
         return {"features": self.features.to_dict(), "feature_speeds": list(self.feature_speeds),
                 "functional_speeds": list(self.functional_speeds),
-                "functionals": [StatsView(s).to_dict() for s in self.functional_speeds]}
+                "functionals": [StatsView(s).to_dict() for s in self.functional_speeds],
+                "level_db": self.level_db}
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "run.json") -> Pipeline:
@@ -194,8 +224,9 @@ class Pipeline:
         try:
             pipeline = cls(features=FeatureSpec.from_dict(data["features"]),
                            feature_speeds=tuple(data.get("feature_speeds") or (1.0,)),
-                           functional_speeds=tuple(data.get("functional_speeds") or ()))
-        except (KeyError, TypeError, ValueError) as error:
+                           functional_speeds=tuple(data.get("functional_speeds") or ()),
+                           level_db=data.get("level_db"))
+        except (KeyError, TypeError, ValueError, SerlibError) as error:
             raise SerlibError(f"{source}: its pipeline cannot be read ({error}); retrain the run") from None
         for stored, speed in zip(data.get("functionals") or [], pipeline.functional_speeds):
             now = StatsView(speed).to_dict()
@@ -213,7 +244,10 @@ class Pipeline:
         """``[(("features" | "functionals", speed), view), ...]`` in a fixed order."""
         out = [(("features", s), self.features if s == 1.0 else SpeedView(self.features, s))
                for s in self.feature_speeds]
-        return out + [(("functionals", s), StatsView(s)) for s in self.functional_speeds]
+        out += [(("functionals", s), StatsView(s)) for s in self.functional_speeds]
+        if self.level_db is not None:
+            out = [(name, LevelView(view, self.level_db)) for name, view in out]
+        return out
 
     @property
     def decode_rate(self) -> int | None:
@@ -224,7 +258,10 @@ class Pipeline:
     # ------------------------------------------------------------------ work
     def describe_signal(self, y: np.ndarray, sr: int, source="<waveform>") -> ClipViews:
         """Every view of one signal ``y`` at ``sr`` Hz (no cache): what ``predict_waveform`` uses."""
-        signal = _Signal(np.asarray(y, dtype=np.float32), int(sr), str(source))
+        y = np.asarray(y, dtype=np.float32)
+        if self.level_db is not None:
+            y = match_level(y, int(sr), self.level_db)
+        signal = _Signal(y, int(sr), str(source))
         rows = _describe(self, [signal], [name for name, _ in self.views()])
         return _stack(self, [rows[0]], decoded=1)
 
@@ -243,7 +280,7 @@ class Pipeline:
 
         paths = [str(p) for p in paths]
         names = [name for name, _ in self.views()]
-        if names == [("features", 1.0)]:       # the network's input alone: the parallel extractor
+        if names == [("features", 1.0)] and self.level_db is None:   # the network's input alone: in parallel
             X = np.asarray(feature_cache.extract_corpus(paths, self.features, cache=cache, progress=progress))
             if X.dtype == object:
                 raise SerlibError("features of different lengths cannot be stacked; give the FeatureSpec a "
@@ -301,7 +338,10 @@ class Pipeline:
         rate = self.decode_rate
         if rate is None:
             rate = int(audio_info(path)["sample_rate"])
-        return _Signal(load_audio(path, rate), rate, path)
+        y = load_audio(path, rate)
+        if self.level_db is not None:
+            y = match_level(y, rate, self.level_db)
+        return _Signal(y, rate, path)
 
 
 @dataclass
@@ -357,4 +397,4 @@ def _stack(pipeline: Pipeline, rows: list, *, decoded: int) -> ClipViews:
     return ClipViews(features=features, functionals=stats, decoded=decoded)
 
 
-__all__ = ["Pipeline", "ClipViews", "StatsView", "SpeedView", "FUNCTIONALS_VERSION"]
+__all__ = ["Pipeline", "ClipViews", "StatsView", "SpeedView", "LevelView", "FUNCTIONALS_VERSION"]

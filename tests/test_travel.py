@@ -182,6 +182,33 @@ def test_cli_evaluate_adapt_is_labelled_transductive(trained, emodb_like, capsys
     assert "invalid choice: 'clip'" in capsys.readouterr().err
 
 
+def test_cli_evaluate_level_db_makes_a_quieter_copy_score_alike(trained, emodb_like, tmp_path, capsys):
+    """--level-db takes the recording level out: a corpus copied 20 dB quieter gets the same answers."""
+    import json
+
+    import soundfile as sf
+
+    from serlib import cli
+    from serlib.evaluation import evaluate_run
+
+    quieter = tmp_path / "emodb"
+    quieter.mkdir()
+    for path in emodb_like.glob("*.wav"):
+        y, sr = sf.read(path, dtype="float32")
+        sf.write(quieter / path.name, 0.1 * y, sr, subtype="FLOAT")     # no 16-bit rounding of the quiet parts
+    probs = lambda m: np.array([list(p["probabilities"].values()) for p in m["predictions"]])  # noqa: E731
+    plain = [evaluate_run(trained.dir, folder, predictions=True) for folder in (emodb_like, quieter)]
+    assert not np.allclose(probs(plain[0]), probs(plain[1]), atol=1e-3)      # MFCC c0 follows the level
+    levelled = [evaluate_run(trained.dir, folder, predictions=True, level_db=-30) for folder in (emodb_like, quieter)]
+    np.testing.assert_allclose(probs(levelled[0]), probs(levelled[1]), atol=2e-3)
+    assert cli.main(["evaluate", str(trained.dir), "--data", str(quieter), "--json", "--level-db", "-30"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["level_db"]["level_db"] == -30.0 and out["level_db"]["transductive"] is False
+    assert "without it" in out["level_db"]["what"]
+    assert cli.main(["evaluate", str(trained.dir), "--data", str(quieter), "--level-db", "5"]) != 0
+    assert "level" in capsys.readouterr().err
+
+
 def test_travel_network_input_layers():
     """benchmarks/travel.py's band normalisation cancels a fixed filter; its floor bounds each band's depth."""
     travel = _travel()

@@ -28,7 +28,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SerlibError
+from ..level import check_level
 from ..fusion_settings import check_settings, speed_factors
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -87,7 +88,9 @@ class Recipe:
     :func:`serlib.fusion_settings.check_settings`), ``ensemble`` (networks trained from seeds
     100 apart whose probabilities are averaged), ``augment`` (``False``, ``True``, a number
     of copies or ``{"copies", "ops", "ranges"}``: perturbed copies of the training clips,
-    :func:`serlib.training.augment_settings`). Invalid values raise a one-line
+    :func:`serlib.training.augment_settings`), ``level_db`` (``None``, or the level in dB re full
+    scale every clip is scaled to before it is described, in training and prediction alike:
+    :mod:`serlib.level`, chapter "Does it travel?"). Invalid values raise a one-line
     :class:`~serlib.errors.ConfigError`. Explained in the chapter "The comparison".
     """
 
@@ -104,6 +107,7 @@ class Recipe:
     functionals_fusion: dict | None = None
     ensemble: int = 1
     augment: object = False
+    level_db: float | None = None
 
     def __post_init__(self):
         def bad(what):
@@ -141,6 +145,13 @@ class Recipe:
         except ConfigError as error:
             bad(str(error))
         object.__setattr__(self, "augment", _check_augment(self.augment))
+        try:
+            object.__setattr__(self, "level_db", check_level(self.level_db))
+        except SerlibError as error:
+            bad(str(error))
+        if self.level_db is not None and (self.augment or self.train_with_song):
+            bad("level_db cannot be combined with augment or train_with_song yet (their extra clips are "
+                "described outside the pipeline that scales the level)")
 
     # ------------------------------------------------------------------ data
     def to_dict(self) -> dict:
@@ -263,6 +274,7 @@ _EXPECT = {
     "train_with_song": "give true or false", "speed_copies": "give speed factors separated by commas, e.g. 0.9,1.1",
     "functionals_fusion": 'give none or a JSON table, e.g. {"weight": 0.5, "C": 0.01}',
     "augment": "give true, false, a number of copies or a JSON table",
+    "level_db": "give a level in dB re full scale, e.g. -30, or none",
 }
 
 
@@ -272,6 +284,8 @@ def _parse_value(key: str, text: str):
         return int(text)
     if key == "learning_rate":
         return float(text)
+    if key == "level_db":
+        return None if low in _NONE else float(text)
     if key in ("normalize", "train_with_song"):
         if low in _TRUE or low in _FALSE:
             return low in _TRUE
