@@ -71,3 +71,26 @@ def test_pipeline_with_a_level_describes_a_quiet_and_a_loud_take_alike():
     assert not np.allclose(c.functionals[1.0], d.functionals[1.0], atol=1e-2)   # without it, loudness shows
     with pytest.raises(SerlibError, match="level"):
         Pipeline(spec, level_db=0.0)
+
+
+def test_a_table_filled_late_is_levelled_as_the_rest(standin_dir):
+    """prepare_data describes every view through the levelled pipeline; a table asked for later is too."""
+    from serlib.models import get_recipe
+    from serlib.training import prepare_data, prepared_functionals, prepared_speed_features
+
+    from serlib.datasets.corpus import load_corpus
+
+    recipe = get_recipe("recommended").override("level_db=-30")
+    few = load_corpus(standin_dir, verbose=False).index.head(6)          # six clips are enough here
+    prep = prepare_data("recommended", few, verbose=0, recipe=recipe)
+    assert prep.pipeline.level_db == -30.0
+    rows = np.arange(min(6, len(prep.index)))
+    full, slow = prep.functionals.copy(), prep.perturbed_functionals[0.9].copy()
+    prep.functionals, prep.perturbed_functionals = None, {}
+    np.testing.assert_allclose(prepared_functionals(prep, verbose=0)[rows], full[rows], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(prepared_functionals(prep, verbose=0, speed=0.9, rows=rows)[rows], slow[rows],
+                               rtol=1e-4, atol=1e-4)
+    features = prepared_speed_features(prep, 1.1, rows, verbose=0)[rows]
+    again = prep.pipeline.replace(feature_speeds=(1.0, 1.1), functional_speeds=()).transform(
+        prep.index["path"].iloc[rows], progress=False).features[1.1]
+    np.testing.assert_allclose(features, again, rtol=1e-5, atol=1e-5)

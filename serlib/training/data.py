@@ -81,7 +81,9 @@ def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows
         missing = wanted if table is None else wanted[np.isnan(table[wanted]).all(axis=1)]
         if len(missing):
             info(logger, verbose, f"functionals of {len(missing)} clips played at speed {speed:g} ...")
-            computed = functionals(prep.index["path"].iloc[missing], progress=bool(verbose), speed=speed)
+            computed = _levelled(prep, "functionals", speed, missing, verbose)
+            if computed is None:
+                computed = functionals(prep.index["path"].iloc[missing], progress=bool(verbose), speed=speed)
             if table is None:
                 table = np.full((len(prep.index), computed.shape[1]), np.nan, dtype=computed.dtype)
                 prep.perturbed_functionals[speed] = table
@@ -89,8 +91,25 @@ def prepared_functionals(prep: PreparedData, verbose=1, speed: float = 1.0, rows
         return table
     if prep.functionals is None:
         info(logger, verbose, f"functionals of {len(prep.index)} clips (serlib.functionals) ...")
-        prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
+        prep.functionals = _levelled(prep, "functionals", 1.0, np.arange(len(prep.index)), verbose)
+        if prep.functionals is None:
+            prep.functionals = functionals(prep.index["path"], progress=bool(verbose))
     return prep.functionals
+
+
+def _levelled(prep: PreparedData, kind: str, speed: float, rows, verbose) -> np.ndarray | None:
+    """A view computed through ``prep``'s pipeline when that pipeline scales the level (so a
+    table filled late is described as the rest); None when it does not."""
+    pipeline = prep.pipeline
+    if pipeline is None or pipeline.level_db is None:
+        return None
+    paths = prep.index["path"].iloc[np.asarray(rows, dtype=int)]
+    if kind == "functionals":
+        views = pipeline.replace(feature_speeds=(1.0,), functional_speeds=(speed,)).transform(
+            paths, progress=bool(verbose))
+        return views.functionals[speed]
+    views = pipeline.replace(feature_speeds=(1.0, speed), functional_speeds=()).transform(paths, progress=bool(verbose))
+    return views.features[speed]
 
 
 def prepared_speed_features(prep: PreparedData, speed: float, rows, verbose=1) -> np.ndarray:
@@ -114,8 +133,12 @@ def prepared_speed_features(prep: PreparedData, speed: float, rows, verbose=1) -
     missing = wanted[np.isnan(table[wanted].reshape(len(wanted), -1)).all(axis=1)]
     if len(missing):
         paths = prep.index["path"].iloc[missing]
-        bar = tqdm(paths, unit="clip", desc=f"{prep.spec.kind} at speed {speed:g}", disable=not verbose)
-        table[missing] = np.stack([extract_file(path, prep.spec, speed=speed) for path in bar])
+        levelled = _levelled(prep, "features", speed, missing, verbose)
+        if levelled is not None:
+            table[missing] = levelled
+        else:
+            bar = tqdm(paths, unit="clip", desc=f"{prep.spec.kind} at speed {speed:g}", disable=not verbose)
+            table[missing] = np.stack([extract_file(path, prep.spec, speed=speed) for path in bar])
     return table
 
 
