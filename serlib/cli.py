@@ -223,7 +223,7 @@ def _cmd_predict(args) -> int:
     from .datasets import label_from_name
 
     with _OneLineWarnings("predict"):
-        results = predict_paths(args.run_dir, args.paths)
+        results = predict_paths(args.run_dir, args.paths, level_db=args.level_db)
     for r in results:     # a RAVDESS or EmoDB file name says the intended emotion: shown beside the guess
         named = label_from_name(r["path"])
         if named is not None:
@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("paths", nargs="+")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--level-db", type=float, metavar="DB",
+                   help="scale each file so its loudest frames sit at DB dB re full scale (e.g. -30) first "
+                        "(serlib.level): for recordings whose gain differs from the training corpus's")
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("models", parents=[common], help="list every registered architecture")

@@ -220,7 +220,7 @@ def _proba(run: Run, X: np.ndarray, batch_size: int = 32, F: np.ndarray | None =
     return run.predict_proba(X, batch_size=batch_size, functionals=F)
 
 
-def _file_inputs(run: Run, path: str) -> dict:
+def _file_inputs(run: Run, path: str, level_db: float | None = None) -> dict:
     """The features of ``path`` and, for a fused run, its clip functionals, or the reason it
     holds no speech; also the seconds decoded.
 
@@ -229,7 +229,7 @@ def _file_inputs(run: Run, path: str) -> dict:
     """
     from .audio import audio_info, load_audio
 
-    pipeline = run.prediction_pipeline
+    pipeline = run.prediction_pipeline if level_db is None else run.prediction_pipeline.replace(level_db=level_db)
     sr = pipeline.decode_rate or int(audio_info(path)["sample_rate"])
     y = load_audio(path, sr=sr)
     out = {"features": None, "functionals": None, "reason": no_speech_reason(y, sr), "seconds": len(y) / sr}
@@ -239,7 +239,7 @@ def _file_inputs(run: Run, path: str) -> dict:
     return out
 
 
-def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
+def predict_paths(run_dir, paths, *, batch_size: int = 32, level_db: float | None = None) -> list[dict]:
     """Predict every audio file in ``paths`` (files and/or folders) with the run in ``run_dir``.
 
     ``run_dir`` is a run folder or a loaded :class:`~serlib.runs.Run` (the model is loaded
@@ -250,8 +250,13 @@ def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
     ``{"path", "status": "error", "error"}`` for a file that cannot be read (the others are
     still predicted). Any of them may carry a one-line ``"warning"``, e.g. for a truncated
     file (:func:`truncation_warning`). Raises :class:`~serlib.errors.SerlibError` only when
-    the run itself is unusable. Explained in the chapter "Beyond the reports".
+    the run itself is unusable. ``level_db`` scales each file so its loudest frames sit at
+    that level first (:mod:`serlib.level`, chapter "Does it travel? RAVDESS to EmoDB"), for a
+    run trained without that setting. Explained in the chapter "Beyond the reports".
     """
+    from .level import check_level
+
+    level_db = check_level(level_db)
     run = _as_run(run_dir)
     if run.fusion is not None:   # the encoder's weights (cache, fetch) fail here, once, naming their folder
         from .voice_encoder import load_encoder
@@ -261,11 +266,11 @@ def predict_paths(run_dir, paths, *, batch_size: int = 32) -> list[dict]:
     results: list[dict] = []
     chunk = max(1, 4 * int(batch_size))
     for start in range(0, len(items), chunk):
-        results.extend(_predict_chunk(run, items[start:start + chunk], batch_size))
+        results.extend(_predict_chunk(run, items[start:start + chunk], batch_size, level_db))
     return results
 
 
-def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
+def _predict_chunk(run: Run, items, batch_size: int, level_db: float | None = None) -> list[dict]:
     out: list[dict | None] = []
     groups: dict[tuple, list[tuple[int, str, np.ndarray, np.ndarray | None]]] = {}
     notes: dict[int, str] = {}
@@ -274,7 +279,7 @@ def _predict_chunk(run: Run, items, batch_size: int) -> list[dict]:
             out.append(_error(path, error))
             continue
         try:
-            inputs = _file_inputs(run, path)
+            inputs = _file_inputs(run, path, level_db)
             warning = truncation_warning(path, inputs["seconds"])
             if inputs["reason"] is None:
                 features = np.asarray(inputs["features"], dtype=np.float32)

@@ -224,3 +224,19 @@ def test_other_truncated_formats_warn_or_fail_in_one_line(run_dir, tmp_path):
     assert r_aiff["status"] == "ok" and r_aiff["warning"].startswith("truncated")
     assert r_mp3["status"] == "ok" and "may be truncated" in r_mp3["warning"]
     assert r_flac["status"] == "error" and "\n" not in r_flac["error"]
+
+
+def test_predict_level_db_gives_a_loud_and_a_quiet_take_the_same_answer(run_dir, tmp_path, capsys):
+    y = _voice(3.0, 16_000, 4)
+    for name, gain in (("loud.wav", 3.0), ("quiet.wav", 0.05)):
+        sf.write(tmp_path / name, gain * y, 16_000, subtype="FLOAT")
+    paths = [str(tmp_path / "loud.wav"), str(tmp_path / "quiet.wav")]
+    plain = [r["probabilities"] for r in predict_paths(run_dir, paths)]
+    assert not np.allclose(list(plain[0].values()), list(plain[1].values()), atol=1e-3)   # c0 hears the gain
+    levelled = [r["probabilities"] for r in predict_paths(run_dir, paths, level_db=-30)]
+    np.testing.assert_allclose(list(levelled[0].values()), list(levelled[1].values()), atol=2e-3)
+    assert cli.main(["predict", str(run_dir), *paths, "--json", "--level-db", "-30"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in out] == [max(p, key=p.get) for p in levelled]
+    assert cli.main(["predict", str(run_dir), *paths, "--level-db", "0"]) != 0
+    assert "level" in capsys.readouterr().err
