@@ -50,20 +50,14 @@ SR = 16000
 NAME = "inference: level matched"
 
 
-def loud_level(y: np.ndarray, frame: int = 400, hop: int = 160) -> float:
-    """The 99th percentile of 25 ms frame levels (dB re full scale) of a mono signal."""
-    if len(y) < frame:
-        y = np.pad(y, (0, frame - len(y)))
-    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
-    return float(np.percentile(10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12), 99))
-
-
 def clip_levels(index) -> list[float]:
     from tqdm import tqdm
 
     from serlib.audio import load_audio
 
-    return [loud_level(load_audio(p, SR, trim=True)) for p in tqdm(index["path"], desc="levels", unit="clip")]
+    from serlib.level import loud_level
+
+    return [loud_level(load_audio(p, SR, trim=True), SR) for p in tqdm(index["path"], desc="levels", unit="clip")]
 
 
 def write_copies(index, levels, out: Path, reference: float | None) -> None:
